@@ -1,0 +1,60 @@
+# pg_iam: the extension (built with PGXS), the gateway, and the commands that
+# set everything up and test it.
+#
+#   make            build the extension and gateway/iam-gateway
+#   make install    install the extension into the server pg_config names
+#   make up / down  start / stop a local cluster, Redis and the gateway
+#   make test       everything, on throwaway servers; ends "N passed, N failed"
+#   make bench      benchmarks (bench/)
+
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+
+EXTENSION = iam
+MODULE_big = iam
+OBJS = \
+	extension/iam.o \
+	extension/context.o \
+	extension/password.o \
+	extension/timestamps.o
+DATA = $(wildcard extension/iam--*.sql)
+SHLIB_LINK = -largon2
+# -Wextra: PostgreSQL's own headers (static inline functions) and its callback
+# signatures (PG_FUNCTION_ARGS, GUC hooks) raise unused-parameter; nothing
+# else is silenced.
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
+
+REGRESS = schema context password
+
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+all: gateway
+else
+all install installcheck:
+	@echo "PostgreSQL's server headers are missing: run 'make deps' (or 'make up')." >&2
+	@exit 1
+endif
+
+.PHONY: gateway deps up down test bench
+gateway:
+	$(MAKE) -C gateway
+
+deps:
+	@scripts/deps.sh
+
+up:
+	@scripts/up.sh
+
+down:
+	@scripts/down.sh
+
+test:
+	@scripts/test.sh
+
+bench:
+	@scripts/bench.sh
+
+clean: clean-gateway
+.PHONY: clean-gateway
+clean-gateway:
+	-$(MAKE) -C gateway clean

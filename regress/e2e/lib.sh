@@ -1,0 +1,99 @@
+# lib.sh: TAP helpers for the end-to-end tests, and control of the real
+# gateway binary and of the throwaway servers that scripts/test.sh started
+# (IAM_TEST_* variables).  Every wait is bounded.
+
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+
+: "${IAM_TEST_GATEWAY:?run through make test}"
+E2E_TMP=$(mktemp -d /tmp/pg_iam-e2e.XXXXXX)
+trap 'gateway_stop >/dev/null 2>&1; rm -rf "$E2E_TMP"' EXIT
+
+_tap_n=0
+_tap_failed=0
+plan() { echo "1..$1"; }
+ok() {		# ok COND-EXIT-STATUS NAME
+	_tap_n=$((_tap_n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $_tap_n - $2"
+	else
+		echo "not ok $_tap_n - $2"
+		_tap_failed=$((_tap_failed + 1))
+	fi
+}
+is() {		# is GOT WANT NAME
+	local got=$1 want=$2
+	[ "$got" = "$want" ]
+	ok $? "$3"
+	[ "$got" = "$want" ] || echo "#   got: '$got'"$'\n'"#   want: '$want'"
+}
+like() {	# like GOT REGEX NAME
+	[[ "$1" =~ $2 ]]
+	ok $? "$3"
+	[[ "$1" =~ $2 ]] || echo "#   got: '$1'"$'\n'"#   want match: '$2'"
+}
+unlike() {	# unlike GOT REGEX NAME
+	! [[ "$1" =~ $2 ]]
+	ok $? "$3"
+}
+done_testing() { exit $((_tap_failed > 0)); }
+
+# request METHOD PATH [curl args...]: sets STATUS, BODY and HEADERS.
+request() {
+	local method=$1 path=$2
+	shift 2
+	STATUS=$(curl -s -m 10 -X "$method" -D "$E2E_TMP/headers" -o "$E2E_TMP/body" \
+		-w '%{http_code}' "$@" "http://$GATEWAY_LISTEN$path")
+	BODY=$(cat "$E2E_TMP/body")
+	HEADERS=$(tr -d '\r' <"$E2E_TMP/headers")
+}
+# header NAME: value of a response header of the last request.
+header() { printf '%s\n' "$HEADERS" | awk -v h="$1" 'BEGIN { IGNORECASE = 1 } tolower($0) ~ "^" tolower(h) ":" { sub(/^[^:]*:[ ]*/, ""); print; exit }'; }
+
+# gateway_start [VAR=value...]: start the gateway on a free port with the
+# test servers' settings (overridable); waits for /healthz.
+gateway_start() {
+	GATEWAY_LISTEN=127.0.0.1:$(free_port 18080)
+	env IAM_DATABASE_URL="$IAM_TEST_DATABASE_URL" IAM_REDIS_URL="$IAM_TEST_REDIS_URL" \
+		IAM_LISTEN="$GATEWAY_LISTEN" IAM_THREADS=2 "$@" \
+		"$IAM_TEST_GATEWAY" >"$E2E_TMP/gateway.out" 2>"$E2E_TMP/gateway.log" &
+	GATEWAY_PID=$!
+	wait_http "http://$GATEWAY_LISTEN/healthz"
+}
+
+# gateway_stop: SIGTERM, then gateway_wait.
+gateway_stop() {
+	[ -n "${GATEWAY_PID:-}" ] || return 0
+	kill -TERM "$GATEWAY_PID" 2>/dev/null
+	gateway_wait
+}
+
+# gateway_wait: wait (15 s at most, then SIGKILL) for the gateway to exit;
+# sets GATEWAY_EXIT.
+gateway_wait() {
+	for _ in $(seq 1 150); do
+		kill -0 "$GATEWAY_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$GATEWAY_PID" 2>/dev/null
+	wait "$GATEWAY_PID"
+	GATEWAY_EXIT=$?
+	GATEWAY_PID=
+}
+
+# gateway_run_config [VAR=value...]: run the gateway expecting it to refuse
+# its configuration; sets RUN_EXIT and RUN_ERR.
+gateway_run_config() {
+	env -i PATH="$PATH" "$@" timeout 10 "$IAM_TEST_GATEWAY" >/dev/null 2>"$E2E_TMP/config.err"
+	RUN_EXIT=$?
+	RUN_ERR=$(cat "$E2E_TMP/config.err")
+}
+
+# poll_status PATH WANT: retry a GET (at most 10 s) until it answers WANT.
+poll_status() {
+	for _ in $(seq 1 50); do
+		request GET "$1"
+		[ "$STATUS" = "$2" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
