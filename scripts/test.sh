@@ -49,7 +49,11 @@ stage() {
 
 summary() {
 	echo
-	echo "logs: $LOGS"
+	if [ "$failed" -eq 0 ]; then
+		rm -rf "$LOGS"
+	else
+		echo "logs: $LOGS"
+	fi
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 }
@@ -88,14 +92,15 @@ export PGHOST=$TEST_DIR/sock PGPORT=$TEST_PG_PORT PGUSER=postgres
 make -s installcheck >"$LOGS/regress.log" 2>&1
 status=$?
 sed -nE 's/^(test |     )?[[:space:]]*([a-z_0-9]+)[[:space:]]+\.\.\. ok.*/ok - \2/p; s/^(test |     )?[[:space:]]*([a-z_0-9]+)[[:space:]]+\.\.\. FAILED.*/not ok - \2/p' \
-	"$LOGS/regress.log" | awk '{ sub(/ok -/, "ok " NR " -"); print }' >"$LOGS/regress.tap"
-count_tap "$LOGS/regress.tap" "$status"
+	"$LOGS/regress.log" | awk '{ sub(/ok -/, "ok " NR " -"); print }' >"$LOGS/regress"
+count_tap "$LOGS/regress" "$status"
 [ "$status" -eq 0 ] || { cat "$LOGS/regress.log"; head -n 80 regression.diffs 2>/dev/null; }
 
 # the database the pgTAP suites and the gateway use
 GATEWAY_PASSWORD=$(openssl rand -hex 16)
 pg_psql "$TEST_DIR" "$TEST_PG_PORT" -d postgres -c "CREATE DATABASE iam" >/dev/null
-pg_psql "$TEST_DIR" "$TEST_PG_PORT" -d iam -v pw="$GATEWAY_PASSWORD" >/dev/null <<'SQL'
+PGOPTIONS='-c client_min_messages=warning' \
+	pg_psql "$TEST_DIR" "$TEST_PG_PORT" -d iam -v pw="$GATEWAY_PASSWORD" >/dev/null <<'SQL'
 CREATE EXTENSION iam CASCADE;
 CREATE EXTENSION pgtap;
 CREATE EXTENSION pg_cron;

@@ -22,7 +22,8 @@ else
 fi
 
 mkdir -p "$RUN/secrets"
-chmod 700 "$RUN" "$RUN/secrets"
+chmod 711 "$RUN"	# the servers' user may pass through, not list
+chmod 700 "$RUN/secrets"
 CLUSTER=$(state_dir_for "$RUN/cluster")
 pg_init "$CLUSTER" "$PG_PORT"
 pg_start "$CLUSTER"
@@ -39,7 +40,8 @@ JWT_KEY=$RUN/secrets/jwt-es256.pem
 
 pg_psql "$CLUSTER" "$PG_PORT" -d postgres -tA -c "SELECT 1 FROM pg_database WHERE datname = 'iam'" | grep -q 1 \
 	|| pg_psql "$CLUSTER" "$PG_PORT" -d postgres -c "CREATE DATABASE iam"
-pg_psql "$CLUSTER" "$PG_PORT" -d iam -v pw="$DB_PASSWORD" <<'SQL'
+PGOPTIONS="-c client_min_messages=warning" \
+	pg_psql "$CLUSTER" "$PG_PORT" -d iam -v pw="$DB_PASSWORD" <<'SQL'
 CREATE EXTENSION IF NOT EXISTS iam CASCADE;
 ALTER EXTENSION iam UPDATE;
 CREATE EXTENSION IF NOT EXISTS pg_cron;

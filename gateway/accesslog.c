@@ -1,0 +1,269 @@
+/*
+ * accesslog.c
+ *		Structured log lines on stderr.
+ *
+ * Each line is built in a stack buffer no larger than PIPE_BUF and written
+ * with one write(2), so lines written by different threads never interleave
+ * and no lock is needed.  Values are JSON-escaped here rather than with
+ * jansson because request paths come from the client and need not be valid
+ * UTF-8; such bytes are logged as U+FFFD instead of losing the line.
+ */
+#include "accesslog.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES		4096	/* == PIPE_BUF on Linux: atomic on pipes */
+#define LINE_RESERVE		2		/* the closing "}\n" */
+#define VALUE_MAX_BYTES		1024	/* longest escaped string value */
+
+typedef struct Line
+{
+	char		buf[LINE_MAX_BYTES];
+	size_t		len;
+} Line;
+
+static size_t
+line_room(const Line *line)
+{
+	return sizeof(line->buf) - LINE_RESERVE - line->len;
+}
+
+/* line_raw appends s when it fits whole; callers size their input first. */
+static void
+line_raw(Line *line, const char *s)
+{
+	size_t		n = strlen(s);
+
+	if (n <= line_room(line))
+	{
+		memcpy(line->buf + line->len, s, n);
+		line->len += n;
+	}
+}
+
+/*
+ * utf8_sequence_length returns the length of the well-formed UTF-8 sequence
+ * at s (at most avail bytes), or 0 when it is not one (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF).
+ */
+static size_t
+utf8_sequence_length(const unsigned char *s, size_t avail)
+{
+	unsigned char c = s[0];
+	size_t		n;
+	uint32_t	cp;
+	size_t		i;
+
+	if (c < 0x80)
+		return 1;
+	else if (c >= 0xC2 && c <= 0xDF)
+	{
+		n = 2;
+		cp = c & 0x1F;
+	}
+	else if (c >= 0xE0 && c <= 0xEF)
+	{
+		n = 3;
+		cp = c & 0x0F;
+	}
+	else if (c >= 0xF0 && c <= 0xF4)
+	{
+		n = 4;
+		cp = c & 0x07;
+	}
+	else
+		return 0;
+	if (n > avail)
+		return 0;
+	for (i = 1; i < n; i++)
+	{
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+		(cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+		return 0;
+	return n;
+}
+
+/*
+ * line_string appends s as a quoted JSON string of at most max_out bytes
+ * (quotes included), cutting it at a character boundary when longer.  A
+ * NULL s is written as null.
+ */
+static void
+line_string(Line *line, const char *s, size_t max_out)
+{
+	const unsigned char *p = (const unsigned char *) s;
+	size_t		remaining;
+	size_t		budget;
+
+	if (s == NULL)
+	{
+		line_raw(line, "null");
+		return;
+	}
+	budget = line_room(line);
+	if (budget < 2)
+		return;
+	if (max_out < budget)
+		budget = max_out;
+	budget -= 2;				/* the two quotes */
+
+	line->buf[line->len++] = '"';
+	remaining = strlen(s);
+	while (remaining > 0)
+	{
+		char		esc[8];
+		const char *out = esc;
+		size_t		in_len = 1;
+		size_t		out_len;
+
+		if (*p == '"' || *p == '\\')
+		{
+			esc[0] = '\\';
+			esc[1] = (char) *p;
+			out_len = 2;
+		}
+		else if (*p == '\n' || *p == '\r' || *p == '\t')
+		{
+			esc[0] = '\\';
+			esc[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+			out_len = 2;
+		}
+		else if (*p < 0x20 || *p == 0x7F)
+		{
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			out_len = 6;
+		}
+		else if (*p < 0x80)
+		{
+			out = (const char *) p;
+			out_len = 1;
+		}
+		else if ((in_len = utf8_sequence_length(p, remaining)) > 0)
+		{
+			out = (const char *) p;
+			out_len = in_len;
+		}
+		else
+		{
+			out = "\\ufffd";
+			out_len = 6;
+			in_len = 1;
+		}
+		if (out_len > budget)
+			break;
+		memcpy(line->buf + line->len, out, out_len);
+		line->len += out_len;
+		budget -= out_len;
+		p += in_len;
+		remaining -= in_len;
+	}
+	line->buf[line->len++] = '"';
+}
+
+/* line_key appends ,"key": (keys are ours, never client data). */
+static void
+line_key(Line *line, const char *key)
+{
+	line_raw(line, ",");
+	line_string(line, key, 64);
+	line_raw(line, ":");
+}
+
+/* line_begin starts a line with the timestamp, level and message. */
+static void
+line_begin(Line *line, const char *level, const char *msg)
+{
+	struct timespec now;
+	struct tm	tm;
+	char		ts[64];
+	size_t		n;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000L);
+
+	line->len = 0;
+	line_raw(line, "{\"ts\":");
+	line_string(line, ts, sizeof(ts));
+	line_key(line, "level");
+	line_string(line, level, 16);
+	line_key(line, "msg");
+	line_string(line, msg, 128);
+}
+
+/* line_finish closes the object and writes it with one write(2). */
+static void
+line_finish(Line *line)
+{
+	ssize_t		rc;
+
+	line->buf[line->len++] = '}';
+	line->buf[line->len++] = '\n';
+	do
+		rc = write(STDERR_FILENO, line->buf, line->len);
+	while (rc < 0 && errno == EINTR);
+	/* nowhere left to report a failed write to stderr */
+}
+
+void
+accesslog_request(const AccessLogRequest *r)
+{
+	Line		line;
+	char		num[64];
+
+	line_begin(&line, r->status == 0 || r->aborted ? "warn" : "info", "request");
+	line_key(&line, "method");
+	line_string(&line, r->method, 34);
+	line_key(&line, "path");
+	line_string(&line, r->path, VALUE_MAX_BYTES);
+	line_key(&line, "status");
+	snprintf(num, sizeof(num), "%u", r->status);
+	line_raw(&line, num);
+	line_key(&line, "duration_ms");
+	snprintf(num, sizeof(num), "%.3f", r->duration_ms);
+	line_raw(&line, num);
+	line_key(&line, "bytes");
+	snprintf(num, sizeof(num), "%" PRIu64, r->bytes);
+	line_raw(&line, num);
+	line_key(&line, "request_id");
+	line_string(&line, r->request_id, 2 + 6 * 64);
+	line_key(&line, "remote");
+	line_string(&line, r->remote, 2 + 6 * 64);
+	line_finish(&line);
+}
+
+void
+accesslog_event(const char *level, const char *msg,...)
+{
+	Line		line;
+	va_list		ap;
+	const char *key;
+
+	line_begin(&line, level, msg);
+	va_start(ap, msg);
+	while ((key = va_arg(ap, const char *)) != NULL)
+	{
+		const char *value = va_arg(ap, const char *);
+
+		/* keep the line valid JSON: add a pair only when all of it fits */
+		if (line_room(&line) < 1 + (2 + 6 * 64) + 1 + VALUE_MAX_BYTES)
+			break;
+		line_key(&line, key);
+		line_string(&line, value, VALUE_MAX_BYTES);
+	}
+	va_end(ap);
+	line_finish(&line);
+}

@@ -1,0 +1,88 @@
+/*
+ * config.h
+ *		The gateway's settings, read once from the environment at start-up.
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <openssl/evp.h>
+
+typedef enum ConfigJwtAlg
+{
+	CONFIG_JWT_HS256,
+	CONFIG_JWT_ES256,
+	CONFIG_JWT_RS256
+} ConfigJwtAlg;
+
+/* Where Redis is, parsed from IAM_REDIS_URL. */
+typedef struct ConfigRedis
+{
+	char	   *host;			/* without IPv6 brackets */
+	int			port;
+	char	   *username;		/* NULL unless given (Redis 6 ACL user) */
+	char	   *password;		/* NULL unless given */
+	int			db;
+} ConfigRedis;
+
+/*
+ * Config is read-only once loaded and shared by every thread.  Strings are
+ * NUL-terminated and owned by the Config; config_free releases them.
+ */
+typedef struct Config
+{
+	char	   *database_url;	/* secret: holds a password; never log it */
+	char	  **read_database_urls; /* NULL-terminated; empty when unset */
+	int			n_read_database_urls;
+
+	bool		redis_enabled;	/* IAM_REDIS_URL set */
+	ConfigRedis redis;
+
+	char	   *listen;			/* normalised "host:port" / "[v6]:port" */
+	struct sockaddr_storage listen_addr;
+	socklen_t	listen_addrlen;
+
+	ConfigJwtAlg jwt_alg;
+	char	   *jwt_key_file;	/* NULL when unset */
+	EVP_PKEY   *jwt_pkey;		/* ES256/RS256 private key, or NULL */
+	unsigned char *jwt_secret;	/* HS256 secret, or NULL */
+	size_t		jwt_secret_len;
+	char	   *jwt_issuer;		/* NULL when unset */
+	char	   *jwt_audience;	/* NULL when unset */
+
+	int			access_ttl;		/* seconds */
+	int			refresh_ttl;	/* seconds */
+	int			threads;
+	int			db_pool_size;
+	int			idle_timeout;	/* seconds */
+	int			shutdown_timeout;	/* seconds */
+} Config;
+
+/*
+ * config_load reads the IAM_* settings from envp, an environ-style array of
+ * "NAME=value" strings ended by NULL (the first match wins, as with getenv).
+ * A setting that is absent or empty takes its default.
+ *
+ * Returns a Config the caller releases with config_free.  On a missing or bad
+ * setting (or out of memory) returns NULL and sets *errmsg to one line that
+ * names the setting, e.g. `IAM_THREADS: "abc" is not an integer between 1
+ * and 256`; the caller frees *errmsg with free() (it is NULL only when even
+ * the message could not be allocated).  Messages never contain
+ * the value of IAM_DATABASE_URL, IAM_READ_DATABASE_URLS or IAM_REDIS_URL,
+ * which may hold passwords.
+ */
+extern Config *config_load(const char *const *envp, char **errmsg);
+
+/*
+ * config_free releases cfg and everything it owns, wiping the JWT secret and
+ * the passwords first.  cfg may be NULL.
+ */
+extern void config_free(Config *cfg);
+
+/* config_jwt_alg_name returns "HS256", "ES256" or "RS256" (static storage). */
+extern const char *config_jwt_alg_name(ConfigJwtAlg alg);
+
+#endif							/* CONFIG_H */

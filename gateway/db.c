@@ -1,0 +1,328 @@
+/*
+ * db.c
+ *		A fixed-size libpq connection pool.
+ *
+ * Slots are lent out under one mutex; a condition variable wakes waiters
+ * when a slot comes back.  Connections are opened lazily, outside the lock,
+ * by the thread that acquired the slot, so a slow or unreachable server
+ * never blocks threads that only give connections back.  A connection the
+ * server closed (PostgreSQL restarted, backend terminated) is noticed either
+ * when it is lent out (a pending EOF on an idle socket) or when a query on
+ * it fails; it is then closed and the slot reconnects on next use, so the
+ * gateway rides out a PostgreSQL restart without being restarted itself.
+ *
+ * Ownership (libpq): every PGresult is PQclear'ed where it is read; a
+ * PGconn belongs to its slot and is PQfinish'ed only here.
+ */
+#include "db.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "accesslog.h"
+
+typedef struct DbSlot
+{
+	PGconn	   *conn;			/* NULL until opened, or after closing */
+	bool		in_use;
+} DbSlot;
+
+struct DbPool
+{
+	pthread_mutex_t lock;		/* guards slots[*] */
+	pthread_cond_t freed;		/* signalled when a slot is released */
+	char	   *conninfo;		/* secret: may hold a password */
+	int			size;
+	atomic_bool down;			/* last connection attempt failed */
+	DbSlot	   *slots;
+};
+
+DbPool *
+db_pool_create(const char *conninfo, int size)
+{
+	DbPool	   *pool;
+	pthread_condattr_t attr;
+
+	if (!PQisthreadsafe() || size < 1)
+		return NULL;
+	if ((pool = calloc(1, sizeof(DbPool))) == NULL)
+		return NULL;
+	pool->size = size;
+	pool->slots = calloc((size_t) size, sizeof(DbSlot));
+	pool->conninfo = strdup(conninfo);
+	if (pool->slots == NULL || pool->conninfo == NULL)
+	{
+		free(pool->slots);
+		free(pool->conninfo);
+		free(pool);
+		return NULL;
+	}
+	atomic_init(&pool->down, false);
+	pthread_mutex_init(&pool->lock, NULL);
+	/* deadlines are on the monotonic clock, immune to clock changes */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool->freed, &attr);
+	pthread_condattr_destroy(&attr);
+	return pool;
+}
+
+void
+db_pool_destroy(DbPool *pool)
+{
+	if (pool == NULL)
+		return;
+	for (int i = 0; i < pool->size; i++)
+		if (pool->slots[i].conn != NULL)
+			PQfinish(pool->slots[i].conn);
+	pthread_cond_destroy(&pool->freed);
+	pthread_mutex_destroy(&pool->lock);
+	OPENSSL_cleanse(pool->conninfo, strlen(pool->conninfo));
+	free(pool->conninfo);
+	free(pool->slots);
+	free(pool);
+}
+
+static struct timespec
+deadline_after(int timeout_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L)
+	{
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+/* ms_until returns the milliseconds left before deadline (0 when past). */
+static int
+ms_until(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long	ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long) (deadline->tv_sec - now.tv_sec) * 1000 +
+		(deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? (int) ms : 0;
+}
+
+/* db_log_error logs libpq's message (never the conninfo) on one line. */
+static void
+db_log_error(const char *msg, PGconn *conn)
+{
+	char		detail[512];
+	size_t		len;
+
+	strncpy(detail, conn != NULL ? PQerrorMessage(conn) : "out of memory",
+			sizeof(detail) - 1);
+	detail[sizeof(detail) - 1] = '\0';
+	len = strlen(detail);
+	while (len > 0 && (detail[len - 1] == '\n' || detail[len - 1] == ' '))
+		detail[--len] = '\0';
+	accesslog_event("warn", msg, "detail", detail, NULL);
+}
+
+/*
+ * db_connect opens a connection.  Our defaults come before the expanded
+ * conninfo in the arrays, so settings in IAM_DATABASE_URL override them.
+ */
+static PGconn *
+db_connect(DbPool *pool)
+{
+	static const char *const keywords[] = {
+		"connect_timeout", "application_name",
+		"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+		"dbname", NULL
+	};
+	const char *values[] = {
+		"2", "iam-gateway",
+		"1", "30", "10", "3",
+		pool->conninfo, NULL
+	};
+	PGconn	   *conn = PQconnectdbParams(keywords, values, 1);
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		/* log the first failure of an outage, not every retry */
+		if (!atomic_exchange(&pool->down, true))
+			db_log_error("database connection failed", conn);
+		if (conn != NULL)
+			PQfinish(conn);
+		return NULL;
+	}
+	if (atomic_exchange(&pool->down, false))
+		accesslog_event("info", "database connection restored", NULL);
+	return conn;
+}
+
+/*
+ * db_idle_conn_alive tells whether an idle pooled connection is still open:
+ * a server that went away leaves EOF (or a FATAL message) pending on the
+ * socket, which PQconsumeInput turns into CONNECTION_BAD.  Costs one poll.
+ */
+static bool
+db_idle_conn_alive(PGconn *conn)
+{
+	struct pollfd pfd = {.fd = PQsocket(conn),.events = POLLIN};
+
+	if (PQstatus(conn) != CONNECTION_OK || pfd.fd < 0)
+		return false;
+	if (poll(&pfd, 1, 0) > 0 && !PQconsumeInput(conn))
+		return false;
+	return PQstatus(conn) == CONNECTION_OK;
+}
+
+PGconn *
+db_pool_acquire(DbPool *pool, int timeout_ms)
+{
+	struct timespec deadline = deadline_after(timeout_ms);
+	DbSlot	   *slot = NULL;
+	PGconn	   *conn;
+
+	pthread_mutex_lock(&pool->lock);
+	for (;;)
+	{
+		/* prefer a slot that is already connected */
+		for (int i = 0; i < pool->size; i++)
+		{
+			if (pool->slots[i].in_use)
+				continue;
+			if (slot == NULL || (slot->conn == NULL && pool->slots[i].conn != NULL))
+				slot = &pool->slots[i];
+		}
+		if (slot != NULL)
+			break;
+		if (pthread_cond_timedwait(&pool->freed, &pool->lock, &deadline) == ETIMEDOUT)
+		{
+			pthread_mutex_unlock(&pool->lock);
+			return NULL;
+		}
+	}
+	slot->in_use = true;
+	conn = slot->conn;
+	pthread_mutex_unlock(&pool->lock);
+
+	if (conn != NULL && db_idle_conn_alive(conn))
+		return conn;
+
+	/* (re)connect outside the lock; only this thread uses the slot now */
+	if (conn != NULL)
+		PQfinish(conn);
+	conn = db_connect(pool);
+
+	pthread_mutex_lock(&pool->lock);
+	slot->conn = conn;
+	if (conn == NULL)
+	{
+		slot->in_use = false;
+		pthread_cond_signal(&pool->freed);
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return conn;
+}
+
+void
+db_pool_release(DbPool *pool, PGconn *conn, bool broken)
+{
+	PGconn	   *to_close = NULL;
+
+	if (conn == NULL)
+		return;
+	if (PQstatus(conn) != CONNECTION_OK ||
+		PQtransactionStatus(conn) != PQTRANS_IDLE)
+		broken = true;
+
+	pthread_mutex_lock(&pool->lock);
+	for (int i = 0; i < pool->size; i++)
+	{
+		if (pool->slots[i].conn != conn)
+			continue;
+		if (broken)
+		{
+			to_close = conn;
+			pool->slots[i].conn = NULL;
+		}
+		pool->slots[i].in_use = false;
+		pthread_cond_signal(&pool->freed);
+		break;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	if (to_close != NULL)
+		PQfinish(to_close);
+}
+
+/*
+ * db_select_one runs SELECT 1 on conn, waiting on the socket with poll() so
+ * the wait ends at deadline even when the server stops answering.  Returns
+ * 0 on success, -1 on failure, -2 on timeout (conn is then mid-query and
+ * must be released as broken).
+ */
+static int
+db_select_one(PGconn *conn, const struct timespec *deadline)
+{
+	PGresult   *res;
+	int			rc = -1;
+
+	if (!PQsendQueryParams(conn, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0))
+		return -1;
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			struct pollfd pfd = {.fd = PQsocket(conn),.events = POLLIN};
+			int			n = poll(&pfd, 1, ms_until(deadline));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n == 0)
+				return -2;
+			if (n < 0 || !PQconsumeInput(conn))
+				return -1;
+		}
+		if ((res = PQgetResult(conn)) == NULL)
+			break;
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			rc = 0;
+		PQclear(res);
+	}
+	return rc;
+}
+
+int
+db_ping(DbPool *pool, int timeout_ms)
+{
+	struct timespec deadline = deadline_after(timeout_ms);
+
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		PGconn	   *conn = db_pool_acquire(pool, ms_until(&deadline));
+		int			rc;
+		bool		dead;
+
+		if (conn == NULL)
+			return -1;
+		rc = db_select_one(conn, &deadline);
+		dead = PQstatus(conn) != CONNECTION_OK;
+		/* conn may be closed by the release: do not touch it afterwards */
+		db_pool_release(pool, conn, rc == -2);
+		if (rc == 0)
+			return 0;
+		/* the server dropped this connection: retry once on a fresh one */
+		if (rc == -2 || !dead)
+			return -1;
+	}
+	return -1;
+}

@@ -1,0 +1,452 @@
+/*
+ * http.c
+ *		libmicrohttpd glue: the listen socket, the daemon and its limits,
+ *		per-request state, dispatch and the one function that sends a reply.
+ *
+ * Ownership (libmicrohttpd): an HttpRequest is allocated on the first call
+ * of the access handler for a request, kept in *req_cls, and freed in the
+ * completion callback, which MHD calls exactly once for every request whose
+ * handler ran, whatever the outcome.  The same callback writes the access
+ * log line and decrements the in-flight count that graceful shutdown waits
+ * on.  Responses are built with MHD_RESPMEM_MUST_COPY, so callers keep
+ * their buffers.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "accesslog.h"
+#include "health.h"
+#include "problem.h"
+#include "request_id.h"
+
+#define HTTP_MAX_BODY			(1024 * 1024)	/* larger bodies get 413 */
+#define HTTP_MAX_DRAIN			(8 * HTTP_MAX_BODY) /* then we hang up */
+#define HTTP_CONNECTION_MEMORY	(64 * 1024) /* headers + read buffer */
+#define HTTP_PATH_MAX			2048
+#define HTTP_METHOD_MAX			32
+
+struct HttpServer
+{
+	struct MHD_Daemon *daemon;
+	int			listen_fd;
+	HttpContext ctx;
+	atomic_int	in_flight;
+	atomic_bool closing;		/* quiesced: ask clients to close */
+};
+
+struct HttpRequest
+{
+	HttpServer *srv;
+	struct MHD_Connection *conn;	/* valid during the current callback */
+	struct timespec started;	/* CLOCK_MONOTONIC */
+	uint64_t	body_bytes;		/* upload bytes seen and discarded */
+	bool		too_large;
+	bool		uri_too_long;	/* path did not fit in path[] */
+	bool		replied;
+	unsigned int status;		/* 0 until a response is queued */
+	uint64_t	bytes;			/* response body length */
+	char		request_id[REQUEST_ID_BUFSIZE];
+	char		remote[INET6_ADDRSTRLEN];
+	char		method[HTTP_METHOD_MAX];
+	char		path[HTTP_PATH_MAX];
+};
+
+typedef int (*HttpHandler) (HttpRequest *req, const HttpContext *ctx);
+
+/*
+ * The route table.  Only GET (and HEAD, which MHD answers without a body)
+ * exist so far; a known path with another method gets 405 and Allow.
+ */
+static const struct
+{
+	const char *path;
+	HttpHandler get;
+}			http_routes[] =
+{
+	{"/healthz", health_live},
+	{"/readyz", health_ready},
+};
+
+#define HTTP_ALLOW_GET	"GET, HEAD"
+
+int
+http_listen(const Config *cfg, char **errmsg)
+{
+	int			one = 1;
+	int			fd;
+	int			err;
+	const char *hint;
+
+	fd = socket(cfg->listen_addr.ss_family,
+				SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd >= 0 &&
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+		bind(fd, (const struct sockaddr *) &cfg->listen_addr,
+			 cfg->listen_addrlen) == 0 &&
+		listen(fd, SOMAXCONN) == 0)
+		return fd;
+
+	err = errno;
+	if (fd >= 0)
+		close(fd);
+	switch (err)
+	{
+		case EADDRINUSE:
+			hint = " (set IAM_LISTEN to a free host:port)";
+			break;
+		case EADDRNOTAVAIL:
+			hint = " (set IAM_LISTEN to an address of this host)";
+			break;
+		case EACCES:
+			hint = " (ports below 1024 need privileges; set IAM_LISTEN to another port)";
+			break;
+		default:
+			hint = "";
+	}
+	if (asprintf(errmsg, "IAM_LISTEN: cannot listen on %s: %s%s",
+				 cfg->listen, strerror(err), hint) < 0)
+		*errmsg = NULL;
+	return -1;
+}
+
+/* http_mhd_log turns libmicrohttpd's messages into JSON log lines. */
+static void
+http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char		buf[512];
+	size_t		len;
+
+	(void) cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	len = strlen(buf);
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		buf[--len] = '\0';
+	accesslog_event("warn", "libmicrohttpd", "detail", buf, NULL);
+}
+
+const char *
+http_request_id(const HttpRequest *req)
+{
+	return req->request_id;
+}
+
+int
+http_reply(HttpRequest *req, unsigned int status, const char *content_type,
+		   const char *body, size_t len, const HttpHeader *headers, size_t n)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ok;
+	size_t		i;
+
+	resp = MHD_create_response_from_buffer(len, (void *) body,
+										   MHD_RESPMEM_MUST_COPY);
+	if (resp == NULL)
+		return -1;
+	ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) &&
+		MHD_add_response_header(resp, "X-Request-Id", req->request_id) &&
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") &&
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	for (i = 0; ok && i < n; i++)
+		ok = MHD_add_response_header(resp, headers[i].name, headers[i].value);
+	/* during shutdown, tell keep-alive clients to go elsewhere */
+	if (ok && atomic_load(&req->srv->closing))
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	if (ok)
+		ok = MHD_queue_response(req->conn, status, resp);
+	MHD_destroy_response(resp); /* MHD holds its own reference once queued */
+	if (!ok)
+		return -1;
+	req->replied = true;
+	req->status = status;
+	/* MHD sends no body in reply to HEAD */
+	req->bytes = strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0 ? 0 : len;
+	return 0;
+}
+
+/* copy_cut copies src into dst[size], stopping at any char in stop. */
+static void
+copy_cut(char *dst, size_t size, const char *src, const char *stop)
+{
+	size_t		n = strcspn(src, stop);
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* http_request_new allocates the per-request state; NULL when impossible. */
+static HttpRequest *
+http_request_new(HttpServer *srv, struct MHD_Connection *conn,
+				 const char *url, const char *method)
+{
+	HttpRequest *req = calloc(1, sizeof(HttpRequest));
+	const union MHD_ConnectionInfo *info;
+	const char *incoming;
+
+	if (req == NULL)
+		return NULL;
+	req->srv = srv;
+	req->conn = conn;
+	clock_gettime(CLOCK_MONOTONIC, &req->started);
+	copy_cut(req->method, sizeof(req->method), method, "");
+	/* MHD has split off the query already; cut again in case '?' was escaped */
+	copy_cut(req->path, sizeof(req->path), url, "?");
+	req->uri_too_long = strcspn(url, "?") >= sizeof(req->path);
+
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (info != NULL && info->client_addr != NULL)
+	{
+		const struct sockaddr *sa = info->client_addr;
+
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr,
+					  req->remote, sizeof(req->remote));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr,
+					  req->remote, sizeof(req->remote));
+	}
+
+	incoming = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+	if (request_id_choose(incoming, req->request_id) != 0)
+	{
+		accesslog_event("error", "cannot generate a request id",
+						"detail", "RAND_bytes failed", NULL);
+		free(req);
+		return NULL;
+	}
+	return req;
+}
+
+/* declared_too_large tells whether Content-Length announces > HTTP_MAX_BODY. */
+static bool
+declared_too_large(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+												 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	char	   *end;
+	unsigned long long v;
+
+	if (cl == NULL || cl[0] < '0' || cl[0] > '9')
+		return false;			/* absent, or malformed: MHD rejects those */
+	errno = 0;
+	v = strtoull(cl, &end, 10);
+	return errno == ERANGE || v > HTTP_MAX_BODY;
+}
+
+static int
+reply_too_large(HttpRequest *req)
+{
+	return problem_reply(req, &(Problem) {
+		.status = MHD_HTTP_CONTENT_TOO_LARGE,
+			.code = "payload_too_large",
+			.detail = "The request body is larger than 1 MiB.",
+	});
+}
+
+/* http_dispatch finds the route for a fully received request and runs it. */
+static int
+http_dispatch(HttpRequest *req)
+{
+	size_t		i;
+
+	if (req->too_large)
+		return reply_too_large(req);
+	/* never route on a truncated path */
+	if (req->uri_too_long)
+		return problem_reply(req, &(Problem) {
+			.status = MHD_HTTP_URI_TOO_LONG,
+				.code = "uri_too_long",
+				.detail = "The request path is longer than 2047 bytes.",
+		});
+	for (i = 0; i < sizeof(http_routes) / sizeof(http_routes[0]); i++)
+	{
+		if (strcmp(req->path, http_routes[i].path) != 0)
+			continue;
+		if (strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 ||
+			strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0)
+			return http_routes[i].get(req, &req->srv->ctx);
+		return problem_reply(req, &(Problem) {
+			.status = MHD_HTTP_METHOD_NOT_ALLOWED,
+				.code = "method_not_allowed",
+				.detail = "This resource supports GET and HEAD only.",
+				.allow = HTTP_ALLOW_GET,
+		});
+	}
+	return problem_reply(req, &(Problem) {
+		.status = MHD_HTTP_NOT_FOUND,
+			.code = "not_found",
+			.detail = "There is no resource at this path.",
+	});
+}
+
+/*
+ * http_access is MHD's access handler.  The first call for a request sees
+ * only the headers; then come zero or more calls with body data, and a
+ * final one with *upload_data_size == 0, where we dispatch.  Bodies are not
+ * accepted yet: they are counted and discarded.  A Content-Length over 1 MiB
+ * gets 413 at once; a chunked body gets it when the body ends, and a client
+ * still sending after HTTP_MAX_DRAIN bytes is disconnected.
+ */
+static enum MHD_Result
+http_access(void *cls, struct MHD_Connection *conn, const char *url,
+			const char *method, const char *version, const char *upload_data,
+			size_t *upload_data_size, void **req_cls)
+{
+	HttpServer *srv = cls;
+	HttpRequest *req = *req_cls;
+
+	(void) version;
+	(void) upload_data;
+	if (req == NULL)
+	{
+		if ((req = http_request_new(srv, conn, url, method)) == NULL)
+			return MHD_NO;
+		*req_cls = req;
+		atomic_fetch_add(&srv->in_flight, 1);
+		/* refuse before the client sends (or we read) the body */
+		if (declared_too_large(conn))
+		{
+			req->too_large = true;
+			return reply_too_large(req) == 0 ? MHD_YES : MHD_NO;
+		}
+		return MHD_YES;
+	}
+
+	req->conn = conn;
+	if (*upload_data_size > 0)
+	{
+		req->body_bytes += *upload_data_size;
+		*upload_data_size = 0;
+		if (req->body_bytes > HTTP_MAX_DRAIN)
+			return MHD_NO;
+		/*
+		 * MHD 0.9.75 refuses a response queued in the middle of a body, so
+		 * the 413 goes out when the body ends (http_dispatch).
+		 */
+		if (req->body_bytes > HTTP_MAX_BODY)
+			req->too_large = true;
+		return MHD_YES;
+	}
+	if (req->replied)
+		return MHD_YES;
+	return http_dispatch(req) == 0 ? MHD_YES : MHD_NO;
+}
+
+/* http_completed frees the request state and writes the access log line. */
+static void
+http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			   enum MHD_RequestTerminationCode toe)
+{
+	HttpServer *srv = cls;
+	HttpRequest *req = *req_cls;
+	struct timespec now;
+
+	(void) conn;
+	if (req == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	accesslog_request(&(AccessLogRequest) {
+		.method = req->method,
+			.path = req->path,
+			.status = req->status,
+			.duration_ms = (double) (now.tv_sec - req->started.tv_sec) * 1e3 +
+			(double) (now.tv_nsec - req->started.tv_nsec) / 1e6,
+			.bytes = req->bytes,
+			.request_id = req->request_id,
+			.remote = req->remote[0] != '\0' ? req->remote : NULL,
+			.aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
+	});
+	free(req);
+	*req_cls = NULL;
+	atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+HttpServer *
+http_start(int listen_fd, const HttpContext *ctx, char **errmsg)
+{
+	HttpServer *srv = calloc(1, sizeof(HttpServer));
+	int			threads = ctx->config->threads;
+
+	*errmsg = NULL;
+	if (srv == NULL)
+	{
+		*errmsg = strdup("cannot start the HTTP server: out of memory");
+		return NULL;
+	}
+	srv->listen_fd = listen_fd;
+	srv->ctx = *ctx;
+	atomic_init(&srv->in_flight, 0);
+	atomic_init(&srv->closing, false);
+
+	/*
+	 * MHD_USE_ITC lets MHD_quiesce_daemon wake the pool's threads.  Without
+	 * CONNECTION_TIMEOUT an idle client would hold a connection forever.  The
+	 * logger must be the first option, or MHD's early messages bypass it.
+	 * The pool size comes last: with one thread it becomes the end of the
+	 * list instead, because MHD warns about a pool of size 0 or 1.
+	 */
+	srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+								   MHD_USE_EPOLL | MHD_USE_ITC |
+								   MHD_USE_ERROR_LOG,
+								   0, NULL, NULL,
+								   http_access, srv,
+								   MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
+								   MHD_OPTION_LISTEN_SOCKET, (MHD_socket) listen_fd,
+								   MHD_OPTION_CONNECTION_TIMEOUT,
+								   (unsigned int) ctx->config->idle_timeout,
+								   MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+								   (size_t) HTTP_CONNECTION_MEMORY,
+								   MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+								   threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+								   (unsigned int) threads,
+								   MHD_OPTION_END);
+	if (srv->daemon == NULL)
+	{
+		*errmsg = strdup("cannot start the HTTP server (libmicrohttpd said why in the log line above)");
+		free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+void
+http_quiesce(HttpServer *srv)
+{
+	if (atomic_exchange(&srv->closing, true))
+		return;
+	/* returns listen_fd, which must stay open until MHD_stop_daemon */
+	(void) MHD_quiesce_daemon(srv->daemon);
+}
+
+int
+http_in_flight(HttpServer *srv)
+{
+	return atomic_load(&srv->in_flight);
+}
+
+void
+http_stop(HttpServer *srv)
+{
+	if (srv == NULL)
+		return;
+	MHD_stop_daemon(srv->daemon);
+	close(srv->listen_fd);
+	free(srv);
+}

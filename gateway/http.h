@@ -1,0 +1,81 @@
+/*
+ * http.h
+ *		The HTTP server: listen socket, libmicrohttpd daemon, per-request
+ *		state, dispatch and the one function that sends a response.
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "db.h"
+
+typedef struct HttpServer HttpServer;
+typedef struct HttpRequest HttpRequest;
+
+/* What handlers may use; owned by main and outliving the server. */
+typedef struct HttpContext
+{
+	const Config *config;
+	DbPool	   *pool;
+} HttpContext;
+
+/* An extra response header; both strings are copied by http_reply. */
+typedef struct HttpHeader
+{
+	const char *name;
+	const char *value;
+} HttpHeader;
+
+/*
+ * http_listen binds and listens on cfg->listen_addr (SO_REUSEADDR,
+ * non-blocking, close-on-exec).  Returns the socket, which http_start takes
+ * over, or -1 with *errmsg set to one line such as `IAM_LISTEN: cannot
+ * listen on 127.0.0.1:8080: Address already in use (set IAM_LISTEN to a free
+ * host:port)`; the caller frees *errmsg with free() (NULL when out of
+ * memory).
+ */
+extern int	http_listen(const Config *cfg, char **errmsg);
+
+/*
+ * http_start runs the daemon on listen_fd with ctx->config->threads threads.
+ * On success the server owns listen_fd and the caller ends it with
+ * http_stop; ctx is copied.  Returns NULL with *errmsg set (caller frees
+ * with free()) on failure; listen_fd is then still the caller's to close.
+ */
+extern HttpServer *http_start(int listen_fd, const HttpContext *ctx,
+							  char **errmsg);
+
+/*
+ * http_quiesce stops accepting connections; requests already received run
+ * to completion and their responses ask the client to close.  Idempotent.
+ */
+extern void http_quiesce(HttpServer *srv);
+
+/* http_in_flight returns how many requests are between start and completion. */
+extern int	http_in_flight(HttpServer *srv);
+
+/*
+ * http_stop stops the daemon (closing idle and unfinished connections after
+ * the handlers running now return), closes the listen socket and frees srv.
+ * srv may be NULL.
+ */
+extern void http_stop(HttpServer *srv);
+
+/*
+ * http_reply queues a response to req: status, Content-Type content_type,
+ * body[0..len) (copied; the caller keeps ownership of body), the n extra
+ * headers, and the headers every response carries (X-Request-Id,
+ * X-Content-Type-Options: nosniff, Cache-Control: no-store).  Call it at most
+ * once per request.  Returns 0, or -1 when out of memory or when
+ * libmicrohttpd refuses the response (the connection is then closed).
+ */
+extern int	http_reply(HttpRequest *req, unsigned int status,
+					   const char *content_type, const char *body, size_t len,
+					   const HttpHeader *headers, size_t n);
+
+/* http_request_id returns req's X-Request-Id, valid until the request ends. */
+extern const char *http_request_id(const HttpRequest *req);
+
+#endif							/* HTTP_H */
