@@ -15,7 +15,13 @@ OBJS = \
 	extension/iam.o \
 	extension/context.o \
 	extension/password.o \
-	extension/timestamps.o
+	extension/timestamps.o \
+	extension/rbac.o \
+	extension/rbac_cache.o \
+	extension/rbac_query.o \
+	extension/rbac_explain.o \
+	extension/rbac_cycle.o \
+	extension/escalation.o
 DATA = $(wildcard extension/iam--*.sql)
 SHLIB_LINK = -largon2
 # -Wextra: PostgreSQL's own headers (static inline functions) and its callback
@@ -23,7 +29,10 @@ SHLIB_LINK = -largon2
 # else is silenced.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-REGRESS = schema context password
+REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade
+# cross-session behaviour: specs/*.spec against expected/*.out, in a database
+# of their own (isolation_regression_iam)
+ISOLATION = rbac_cache rbac_cycle
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

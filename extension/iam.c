@@ -14,6 +14,7 @@
 
 #include "context.h"
 #include "password.h"
+#include "rbac_cache.h"
 
 PG_MODULE_MAGIC;
 
@@ -29,6 +30,7 @@ _PG_init(void)
 {
 	ContextInit();
 	PasswordInit();
+	RbacCacheInit();
 
 	/* every iam.* setting is defined above: a typo such as iam.orgid errors */
 	MarkGUCPrefixReserved("iam");
