@@ -21,7 +21,7 @@ as_run_user() {
 	if [ "$(id -un)" = "$RUN_USER" ]; then
 		"$@"
 	else
-		runuser -u "$RUN_USER" -- "$@"
+		(cd / && runuser -u "$RUN_USER" -- "$@")
 	fi
 }
 

@@ -9,6 +9,8 @@
 # Ends with one line "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# first, so that lib.sh finds pg_config on a fresh machine
+scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 . scripts/lib.sh
 
 passed=0
@@ -57,8 +59,6 @@ summary() {
 	echo "$passed passed, $failed failed"
 	[ "$failed" -eq 0 ]
 }
-
-scripts/deps.sh || { failed=$((failed + 1)); summary; exit 1; }
 
 stage build make -s
 stage build-asan make -s -C gateway iam-gateway-asan

@@ -6,6 +6,7 @@
 # fresh build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh		# first, so that lib.sh finds pg_config on a fresh machine
 . scripts/lib.sh
 
 PG_PORT=${IAM_PG_PORT:-54329}
@@ -13,7 +14,6 @@ REDIS_PORT=${IAM_REDIS_PORT:-6389}
 LISTEN=${IAM_LISTEN:-127.0.0.1:8080}
 RUN=$PWD/.run
 
-scripts/deps.sh
 make -s
 if [ "$(id -u)" -eq 0 ]; then
 	make -s install >/dev/null
