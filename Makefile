@@ -21,18 +21,21 @@ OBJS = \
 	extension/rbac_query.o \
 	extension/rbac_explain.o \
 	extension/rbac_cycle.o \
-	extension/escalation.o
+	extension/escalation.o \
+	extension/audit.o \
+	extension/audit_chain.o \
+	extension/audit_sealer.o
 DATA = $(wildcard extension/iam--*.sql)
-SHLIB_LINK = -largon2
+SHLIB_LINK = -largon2 -lcrypto
 # -Wextra: PostgreSQL's own headers (static inline functions) and its callback
 # signatures (PG_FUNCTION_ARGS, GUC hooks) raise unused-parameter; nothing
 # else is silenced.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade
+REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade audit audit_chain audit_erase audit_upgrade
 # cross-session behaviour: specs/*.spec against expected/*.out, in a database
 # of their own (isolation_regression_iam)
-ISOLATION = rbac_cache rbac_cycle
+ISOLATION = rbac_cache rbac_cycle audit_seal
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

@@ -351,8 +351,10 @@ BEGIN
 	END IF;
 	SELECT r.id INTO rid FROM iam.roles r
 	WHERE r.name = grant_role.role AND (r.org_id = org OR r.org_id IS NULL);
-	IF rid IS NULL THEN
-		RAISE EXCEPTION 'role "%" does not exist in the user''s organisation', role
+	IF rid IS NULL AND EXISTS (SELECT FROM iam.roles r WHERE r.name = grant_role.role) THEN
+		PERFORM iam.refuse_grant('grant_role', 'the role is not a role of the user''s organisation', NULL, details);
+	ELSIF rid IS NULL THEN
+		RAISE EXCEPTION 'role "%" does not exist', role
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use a system role or a role of the user''s organisation.';
 	END IF;
 	PERFORM iam.grant_require_held('grant_role', ARRAY(SELECT iam.role_permission_names(rid)),

@@ -12,6 +12,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "audit_sealer.h"
 #include "context.h"
 #include "password.h"
 #include "rbac_cache.h"
@@ -31,6 +32,7 @@ _PG_init(void)
 	ContextInit();
 	PasswordInit();
 	RbacCacheInit();
+	AuditSealerInit();
 
 	/* every iam.* setting is defined above: a typo such as iam.orgid errors */
 	MarkGUCPrefixReserved("iam");

@@ -6,6 +6,7 @@
 #   pgtap      pg_prove: regress/tap/*.sql
 #   unit       gateway unit tests under AddressSanitizer + UBSan
 #   e2e        regress/e2e/*.t: the real gateway (ASan build) over HTTP
+#   concurrency regress/concurrency/*.sh: concurrent writers (pgbench)
 # Ends with one line "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -119,5 +120,9 @@ export IAM_TEST_REDIS_URL="redis://127.0.0.1:$TEST_REDIS_PORT"
 export IAM_TEST_GATEWAY=$PWD/gateway/iam-gateway-asan
 prove -v regress/e2e/*.t >"$LOGS/e2e.log" 2>&1
 count_tap "$LOGS/e2e.log" $?
+
+# concurrent audited writers (pgbench) against the sealer worker
+regress/concurrency/audit.sh >"$LOGS/audit-concurrency.log" 2>&1
+count_tap "$LOGS/audit-concurrency.log" $?
 
 summary

@@ -69,6 +69,7 @@ SELECT iam.revoke_role(:'bob', 'admin');
 SELECT iam.set_role_permissions(:'buyer_role', ARRAY['users.read']);
 SELECT iam.add_role_inheritance(:'editor_role', :'buyer_role');
 SELECT iam.grant_role(:'mia', 'buyer');
+SELECT iam.grant_role(:'mia', 'no_such_role');
 SELECT iam.grant_role(:'gone', 'member');
 SELECT iam.grant_role('00000000-0000-0000-0000-000000000077', 'member');
 SELECT count(*) AS rows_written_in_b FROM iam.user_roles WHERE org_id = :'b';

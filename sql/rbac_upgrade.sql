@@ -16,7 +16,7 @@ INSERT INTO iam.role_permissions (role_id, permission_id)
 SELECT iam.create_user(:'org', 'old@up.example', 'Old', 'ring_a', NULL) AS old \gset
 -- 0.1 let a cycle in; 0.2 lives with it (and refuses new ones)
 INSERT INTO iam.role_inheritance (role_id, inherits_role_id) VALUES (:'ring_a', :'ring_b'), (:'ring_b', :'ring_a');
-ALTER EXTENSION iam UPDATE;
+ALTER EXTENSION iam UPDATE TO '0.2';
 SELECT extversion FROM pg_extension WHERE extname = 'iam';
 SELECT iam.has_permission(:'old', 'audit.read') AS audits,
 	   iam.has_permission(:'old', 'users.delete') AS deletes;

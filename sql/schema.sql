@@ -84,8 +84,9 @@ INSERT INTO iam.user_sessions (user_id, org_id, token_hash, expires_at)
 INSERT INTO iam.user_sessions (user_id, org_id, expires_at) VALUES (:'ann', :'a', now() - interval '1 day');
 INSERT INTO iam.user_sessions (user_id, org_id, expires_at) VALUES (:'ann', :'b', now() + interval '1 day');
 
--- logs: action and type shapes
-INSERT INTO iam.audit_logs (org_id, action) VALUES (:'a', 'Created!');
+-- logs: action and type shapes (audit rows are appended only by the
+-- extension's own path, since 0.3)
+SELECT iam.audit_append('Created!', 'user', NULL, :'a', NULL);
 INSERT INTO iam.activity_logs (org_id, type) VALUES (:'a', 'Log In');
 
 -- updated_at moves on a real change (a later transaction), not on a no-op

@@ -39,8 +39,7 @@ BEGIN
 		INSERT INTO iam.user_roles (user_id, role_id) VALUES (u, r);
 		INSERT INTO iam.user_permissions (user_id, permission_id) VALUES (u, p);
 		INSERT INTO iam.user_sessions (user_id, org_id, expires_at) VALUES (u, o.id, now() + interval '1 hour');
-		INSERT INTO iam.audit_logs (org_id, user_id, action, entity_type, entity_id)
-			VALUES (o.id, u, 'user.created', 'user', u);
+		-- audit rows come from the changes above (audit_logs refuses direct inserts)
 		INSERT INTO iam.activity_logs (org_id, user_id, type) VALUES (o.id, u, 'login');
 	END LOOP;
 END

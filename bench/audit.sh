@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# bench/audit.sh (`make bench`): the cost of the audit trail on writes.  On a
+# throwaway cluster (durable commits: fsync and synchronous_commit on), one
+# organisation of 10,000 users, pgbench with 8 clients updating random users
+# (one UPDATE of last_login per transaction, with a request id) for 20 s in
+# each configuration:
+#   - unaudited: the audit_capture trigger of iam.users disabled;
+#   - audited: iam.audit_capture (C) appending, the sealer worker chaining;
+#     meanwhile the sealing lag (age of the oldest unsealed row, from
+#     iam.audit_status) is sampled every 0.1 s;
+#   - PL/pgSQL: the same capture and chain written in PL/pgSQL with a
+#     chain-head row lock (bench/audit_plpgsql.sql), the usual approach.
+# Then iam.audit_verify over one chain of 1,000,000 sealed rows.
+# Prints the throughputs and ratios, also to bench/results/audit.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+DURATION=${IAM_BENCH_AUDIT_SECONDS:-20}
+if [ "$(id -u)" -eq 0 ]; then
+	make -s -o gateway install >/dev/null
+fi
+
+BENCH_DIR=$(mktemp -d /tmp/pg_iam-bench-audit.XXXXXX)
+[ "$(id -u)" -eq 0 ] && chown "$RUN_USER" "$BENCH_DIR"
+BENCH_PORT=$(free_port "${IAM_BENCH_PG_PORT:-54389}")
+cleanup() {
+	pg_stop "$BENCH_DIR"
+	rm -rf "$BENCH_DIR"
+}
+trap cleanup EXIT
+pg_init "$BENCH_DIR" "$BENCH_PORT"
+as_run_user tee -a "$BENCH_DIR/pgdata/postgresql.conf" >/dev/null <<'CONF'
+autovacuum = off
+shared_buffers = '512MB'
+max_wal_size = '4GB'
+CONF
+pg_start "$BENCH_DIR"
+psql_bench() { pg_psql "$BENCH_DIR" "$BENCH_PORT" -d iam "$@"; }
+pg_psql "$BENCH_DIR" "$BENCH_PORT" -d postgres -c "CREATE DATABASE iam" >/dev/null
+
+log "generating data (10,000 users) ..."
+PGOPTIONS='-c client_min_messages=warning' psql_bench >/dev/null <<'SQL'
+CREATE EXTENSION iam CASCADE;
+INSERT INTO iam.organizations (id, name, slug) VALUES (md5('org1')::uuid, 'Bench', 'bench');
+INSERT INTO iam.users (id, org_id, email, name, role)
+SELECT md5('user' || i)::uuid, md5('org1')::uuid, 'user' || i || '@bench.example', 'User ' || i, 'member'
+FROM generate_series(1, 10000) AS i;
+\i bench/audit_plpgsql.sql
+INSERT INTO bench.chain_heads VALUES (md5('org1')::uuid, 0, '\x0000000000000000000000000000000000000000000000000000000000000000');
+SELECT iam.audit_seal();
+VACUUM ANALYZE;
+SQL
+
+cat >"$BENCH_DIR/update.sql" <<'SQL'
+\set i random(1, 10000)
+BEGIN;
+SELECT set_config('iam.request_id', 'bench-' || :client_id, true);
+UPDATE iam.users SET last_login = clock_timestamp() WHERE id = md5('user' || :i)::uuid;
+COMMIT;
+SQL
+chmod 644 "$BENCH_DIR/update.sql"
+
+# run_pgbench NAME: prints the tps of one run
+run_pgbench() {
+	"$PG_BIN/pgbench" -n -h "$BENCH_DIR/sock" -p "$BENCH_PORT" -U postgres -d iam \
+		-c 8 -j 2 -T "$DURATION" -f "$BENCH_DIR/update.sql" >"$BENCH_DIR/$1.log" 2>&1 \
+		|| { cat "$BENCH_DIR/$1.log" >&2; die "pgbench failed ($1)"; }
+	sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$BENCH_DIR/$1.log"
+}
+
+log "unaudited: ${DURATION} s ..."
+psql_bench -c 'ALTER TABLE iam.users DISABLE TRIGGER audit_capture' >/dev/null
+TPS_NONE=$(run_pgbench none)
+
+log "audited (C trigger + sealer): ${DURATION} s ..."
+psql_bench -c 'ALTER TABLE iam.users ENABLE TRIGGER audit_capture' -c 'CHECKPOINT' >/dev/null
+: >"$BENCH_DIR/lag"
+(
+	while [ ! -f "$BENCH_DIR/stop" ]; do
+		psql_bench -At -c 'SELECT extract(epoch FROM lag) FROM iam.audit_status' >>"$BENCH_DIR/lag" 2>/dev/null || true
+		sleep 0.1
+	done
+) &
+SAMPLER=$!
+TPS_C=$(run_pgbench c)
+touch "$BENCH_DIR/stop"
+wait "$SAMPLER"
+
+log "PL/pgSQL with a chain-head lock: ${DURATION} s ..."
+psql_bench -c 'ALTER TABLE iam.users DISABLE TRIGGER audit_capture' \
+	-c 'ALTER TABLE iam.users ENABLE TRIGGER audit_plpgsql' -c 'CHECKPOINT' >/dev/null
+TPS_PL=$(run_pgbench plpgsql)
+psql_bench -c 'ALTER TABLE iam.users DISABLE TRIGGER audit_plpgsql' \
+	-c 'ALTER TABLE iam.users ENABLE TRIGGER audit_capture' >/dev/null
+
+LAG=$(sort -g "$BENCH_DIR/lag" | awk '{ v[NR] = $1 } END {
+	if (NR == 0) { print "n/a n/a n/a 0"; exit }
+	p50 = v[int((NR - 1) * 0.50) + 1]; p99 = v[int((NR - 1) * 0.99) + 1];
+	printf "%.3f %.3f %.3f %d\n", p50, p99, v[NR], NR }')
+read -r LAG_P50 LAG_P99 LAG_MAX LAG_N <<<"$LAG"
+
+log "verification: growing the chain to 1,000,000 rows ..."
+PGOPTIONS='-c client_min_messages=warning' psql_bench >/dev/null <<'SQL'
+SELECT format('UPDATE iam.users SET last_login = %L::timestamptz WHERE org_id = md5(''org1'')::uuid',
+			  timestamptz '2030-01-01' + g * interval '1 minute')
+FROM generate_series(1, 1000000 / 10000 + 1) AS g \gexec
+SELECT iam.audit_seal();
+VACUUM ANALYZE iam.audit_logs;
+SQL
+VERIFY=$(psql_bench -At <<'SQL'
+SELECT sealed FROM iam.audit_verify(md5('org1')::uuid);	-- warm the cache
+SELECT clock_timestamp() AS t0 \gset
+SELECT format('%s %s %s', ok, sealed, round(extract(epoch FROM clock_timestamp() - :'t0'::timestamptz)::numeric, 2))
+FROM iam.audit_verify(md5('org1')::uuid);
+SQL
+)
+read -r VERIFY_OK VERIFY_ROWS VERIFY_S <<<"$(echo "$VERIFY" | tail -n 1)"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+TABLE="| measure | result | target |
+|---|---|---|
+| unaudited (audit trigger disabled) | $TPS_NONE tps | |
+| audited: C capture trigger, sealer worker chaining | $TPS_C tps | |
+| PL/pgSQL capture + chain under a chain-head lock | $TPS_PL tps | |
+| audited ÷ unaudited | $(ratio "$TPS_C" "$TPS_NONE")× | ≥ 0.8× |
+| audited ÷ PL/pgSQL | $(ratio "$TPS_C" "$TPS_PL")× | ≥ 3× |
+| PL/pgSQL ÷ unaudited | $(ratio "$TPS_PL" "$TPS_NONE")× | |
+| sealing lag during the audited run (age of the oldest unsealed row, $LAG_N samples every 0.1 s): p50 / p99 / max | $LAG_P50 / $LAG_P99 / $LAG_MAX s | p99 ≤ 1 s |
+| \`iam.audit_verify\` over one chain of $VERIFY_ROWS sealed rows (ok: $VERIFY_OK) | $VERIFY_S s | ≤ 2 s |"
+
+HEADER="## audit: cost of the audit trail on writes ($(date -u +%Y-%m-%d), $(nproc) cores, $("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) /PostgreSQL /'))
+
+pgbench, 8 clients, ${DURATION} s per configuration, one organisation of 10,000 users, one
+UPDATE of last_login per transaction (with iam.request_id set), durable commits (fsync and
+synchronous_commit on), iam.audit_seal_interval at its default (200 ms); bench/audit.sh.
+The PL/pgSQL baseline is bench/audit_plpgsql.sql."
+mkdir -p bench/results
+printf '%s\n\n%s\n' "$HEADER" "$TABLE" | tee bench/results/audit.md

@@ -1,0 +1,35 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.h
+ *		The audit trail's write gate: which of the extension's own code paths
+ *		is writing to iam.audit_logs at the moment (audit.c refuses every
+ *		other write), and the append path shared by the capture trigger and
+ *		iam.audit_append().
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef IAM_AUDIT_H
+#define IAM_AUDIT_H
+
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+/* the only writes iam.audit_logs accepts, each from one code path */
+typedef enum AuditWriteMode
+{
+	AUDIT_WRITE_NONE = 0,		/* every write refused */
+	AUDIT_WRITE_APPEND,			/* audit.c: a new, unsealed row */
+	AUDIT_WRITE_SEAL,			/* audit_chain.c: seq and hashes of unsealed rows */
+	AUDIT_WRITE_REDACT			/* audit_chain.c: erasure markers in changes */
+} AuditWriteMode;
+
+/* Sets the current mode and returns the previous one, to restore after. */
+extern AuditWriteMode audit_set_write_mode(AuditWriteMode mode);
+
+/*
+ * Oid of the owner of iam.audit_logs; sanctioned writes run as that role
+ * (SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS), like RI triggers.
+ */
+extern Oid	audit_logs_owner(void);
+
+#endif							/* IAM_AUDIT_H */

@@ -1,0 +1,145 @@
+-- audit.sql: the audit trail is append-only for every role, its owner
+-- included; the pg_iam roles cannot get around it (disable triggers, alter or
+-- drop the table, call the sanctioned write paths); a role that may change
+-- admin data is audited without any privilege on the trail.
+BEGIN;
+SELECT plan(52);
+
+SELECT iam.create_organization('Tap Audit', 'tap-audit') AS org \gset
+SELECT iam.create_user(:'org', 'tap@audit.example', 'Tap', 'member', NULL) AS u \gset
+
+-- the owner (a superuser, who created the extension)
+SELECT is((SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE oid = 'iam.audit_logs'::regclass),
+		  current_user::text, 'the test runs as the owner of iam.audit_logs');
+
+SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action) VALUES (NULL, 'user.created')$$, '42501', 'rows of the audit trail are written only by pg_iam''s audit triggers',
+				 'owner: INSERT on iam.audit_logs is refused');
+SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action, seq, prev_hash, row_hash) VALUES (NULL, 'user.created', 999999, sha256(''), sha256('x'))$$, '42501', 'rows of the audit trail are written only by pg_iam''s audit triggers',
+				 'owner: INSERT with chosen hashes on iam.audit_logs is refused');
+SELECT throws_ok($$UPDATE iam.audit_logs SET action = 'user.forged'$$, '42501', 'the audit trail is append-only',
+				 'owner: UPDATE on iam.audit_logs is refused');
+SELECT throws_ok($$DELETE FROM iam.audit_logs$$, '42501', 'the audit trail is append-only',
+				 'owner: DELETE on iam.audit_logs is refused');
+SELECT throws_ok($$TRUNCATE iam.audit_logs$$, '42501', 'the audit trail is append-only',
+				 'owner: TRUNCATE on iam.audit_logs is refused');
+
+-- iam_gateway
+SET LOCAL ROLE iam_gateway;
+SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset
+SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action) VALUES (NULL, 'user.created')$$, '42501', NULL,
+				 'iam_gateway: INSERT is refused');
+SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action, seq, prev_hash, row_hash) VALUES (NULL, 'user.created', 999999, sha256(''), sha256('x'))$$, '42501', NULL,
+				 'iam_gateway: INSERT with chosen hashes is refused');
+SELECT throws_ok($$UPDATE iam.audit_logs SET action = 'user.forged'$$, '42501', NULL,
+				 'iam_gateway: UPDATE is refused');
+SELECT throws_ok($$DELETE FROM iam.audit_logs$$, '42501', NULL,
+				 'iam_gateway: DELETE is refused');
+SELECT throws_ok($$TRUNCATE iam.audit_logs$$, '42501', NULL,
+				 'iam_gateway: TRUNCATE is refused');
+SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER audit_guard$$, '42501', NULL,
+				 'iam_gateway: disable the guard trigger is refused');
+SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER ALL$$, '42501', NULL,
+				 'iam_gateway: disable all triggers is refused');
+SELECT throws_ok($$ALTER TABLE iam.audit_logs ADD COLUMN note text$$, '42501', NULL,
+				 'iam_gateway: alter the table is refused');
+SELECT throws_ok($$DROP TABLE iam.audit_logs$$, '42501', NULL,
+				 'iam_gateway: drop the table is refused');
+SELECT throws_ok($$DROP TRIGGER audit_guard ON iam.audit_logs$$, '42501', NULL,
+				 'iam_gateway: drop the guard trigger is refused');
+SELECT throws_ok($$SELECT iam.audit_erase_entity('user', gen_random_uuid())$$, '42501', NULL,
+				 'iam_gateway: call the erasure path is refused');
+SELECT throws_ok($$SELECT iam.audit_append('user.forged', 'user', NULL, NULL, NULL)$$, '42501', NULL,
+				 'iam_gateway: call the append path is refused');
+SELECT throws_ok($$SELECT iam.audit_seal()$$, '42501', NULL,
+				 'iam_gateway: seal is refused');
+SELECT throws_ok($$SELECT iam.erase_user(gen_random_uuid())$$, '42501', NULL,
+				 'iam_gateway: erase a user is refused');
+RESET ROLE;
+
+-- iam_service
+SET LOCAL ROLE iam_service;
+SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset
+SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action) VALUES (NULL, 'user.created')$$, '42501', NULL,
+				 'iam_service: INSERT is refused');
+SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action, seq, prev_hash, row_hash) VALUES (NULL, 'user.created', 999999, sha256(''), sha256('x'))$$, '42501', NULL,
+				 'iam_service: INSERT with chosen hashes is refused');
+SELECT throws_ok($$UPDATE iam.audit_logs SET action = 'user.forged'$$, '42501', NULL,
+				 'iam_service: UPDATE is refused');
+SELECT throws_ok($$DELETE FROM iam.audit_logs$$, '42501', NULL,
+				 'iam_service: DELETE is refused');
+SELECT throws_ok($$TRUNCATE iam.audit_logs$$, '42501', NULL,
+				 'iam_service: TRUNCATE is refused');
+SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER audit_guard$$, '42501', NULL,
+				 'iam_service: disable the guard trigger is refused');
+SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER ALL$$, '42501', NULL,
+				 'iam_service: disable all triggers is refused');
+SELECT throws_ok($$ALTER TABLE iam.audit_logs ADD COLUMN note text$$, '42501', NULL,
+				 'iam_service: alter the table is refused');
+SELECT throws_ok($$DROP TABLE iam.audit_logs$$, '42501', NULL,
+				 'iam_service: drop the table is refused');
+SELECT throws_ok($$DROP TRIGGER audit_guard ON iam.audit_logs$$, '42501', NULL,
+				 'iam_service: drop the guard trigger is refused');
+SELECT throws_ok($$SELECT iam.audit_erase_entity('user', gen_random_uuid())$$, '42501', NULL,
+				 'iam_service: call the erasure path is refused');
+SELECT throws_ok($$SELECT iam.audit_append('user.forged', 'user', NULL, NULL, NULL)$$, '42501', NULL,
+				 'iam_service: call the append path is refused');
+SELECT throws_ok($$SELECT iam.audit_seal()$$, '42501', NULL,
+				 'iam_service: seal is refused');
+SELECT throws_ok($$SELECT iam.erase_user(gen_random_uuid())$$, '42501', NULL,
+				 'iam_service: erase a user is refused');
+RESET ROLE;
+
+-- iam_auditor
+SET LOCAL ROLE iam_auditor;
+SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset
+SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action) VALUES (NULL, 'user.created')$$, '42501', NULL,
+				 'iam_auditor: INSERT is refused');
+SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action, seq, prev_hash, row_hash) VALUES (NULL, 'user.created', 999999, sha256(''), sha256('x'))$$, '42501', NULL,
+				 'iam_auditor: INSERT with chosen hashes is refused');
+SELECT throws_ok($$UPDATE iam.audit_logs SET action = 'user.forged'$$, '42501', NULL,
+				 'iam_auditor: UPDATE is refused');
+SELECT throws_ok($$DELETE FROM iam.audit_logs$$, '42501', NULL,
+				 'iam_auditor: DELETE is refused');
+SELECT throws_ok($$TRUNCATE iam.audit_logs$$, '42501', NULL,
+				 'iam_auditor: TRUNCATE is refused');
+SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER audit_guard$$, '42501', NULL,
+				 'iam_auditor: disable the guard trigger is refused');
+SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER ALL$$, '42501', NULL,
+				 'iam_auditor: disable all triggers is refused');
+SELECT throws_ok($$ALTER TABLE iam.audit_logs ADD COLUMN note text$$, '42501', NULL,
+				 'iam_auditor: alter the table is refused');
+SELECT throws_ok($$DROP TABLE iam.audit_logs$$, '42501', NULL,
+				 'iam_auditor: drop the table is refused');
+SELECT throws_ok($$DROP TRIGGER audit_guard ON iam.audit_logs$$, '42501', NULL,
+				 'iam_auditor: drop the guard trigger is refused');
+SELECT throws_ok($$SELECT iam.audit_erase_entity('user', gen_random_uuid())$$, '42501', NULL,
+				 'iam_auditor: call the erasure path is refused');
+SELECT throws_ok($$SELECT iam.audit_append('user.forged', 'user', NULL, NULL, NULL)$$, '42501', NULL,
+				 'iam_auditor: call the append path is refused');
+SELECT throws_ok($$SELECT iam.audit_seal()$$, '42501', NULL,
+				 'iam_auditor: seal is refused');
+SELECT throws_ok($$SELECT iam.erase_user(gen_random_uuid())$$, '42501', NULL,
+				 'iam_auditor: erase a user is refused');
+RESET ROLE;
+
+-- a role allowed to change users, with no privilege on the trail, is audited
+CREATE ROLE iam_tap_editor NOLOGIN NOBYPASSRLS;
+GRANT USAGE ON SCHEMA iam TO iam_tap_editor;
+GRANT SELECT, UPDATE ON iam.users TO iam_tap_editor;
+SET LOCAL ROLE iam_tap_editor;
+SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset
+UPDATE iam.users SET department = 'Audit' WHERE id = :'u';
+RESET ROLE;
+SELECT is((SELECT db_role::text FROM iam.audit_logs WHERE entity_id = :'u' AND changes ? 'department'),
+		  'iam_tap_editor', 'a change by a role without privilege on the trail is recorded, with that role');
+
+-- the auditor verifies the chain of its organisation
+SELECT ok(iam.audit_seal() > 0, 'the owner seals');
+SET LOCAL ROLE iam_auditor;
+SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset
+SELECT is((SELECT ok FROM iam.audit_verify(:'org')), true, 'iam_auditor verifies its organisation''s chain');
+SELECT is((SELECT sealed FROM iam.audit_verify(:'org')), 3::bigint, 'iam_auditor sees the whole chain of its organisation');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
