@@ -312,9 +312,16 @@ audit_append_row(const char *action, const char *entity_type, Datum entity_id,
 		JSONBOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 		SPIPlanPtr	plan;
 
+		/*
+		 * created_at is the clock, not the transaction start: rows of one
+		 * transaction then keep the order of the changes, in listings and in
+		 * the chain, which the sealer builds in created_at order.
+		 */
 		plan = SPI_prepare("INSERT INTO iam.audit_logs (user_id, org_id, action, entity_type, "
-						   "entity_id, changes, ip_address, user_agent, request_id, db_role) "
-						   "VALUES ($1::pg_catalog.uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+						   "entity_id, changes, ip_address, user_agent, request_id, db_role, "
+						   "created_at) "
+						   "VALUES ($1::pg_catalog.uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+						   "pg_catalog.clock_timestamp())",
 						   AUDIT_NARGS, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));

@@ -125,3 +125,16 @@ SELECT * FROM iam.audit_verify(:'a', 0, NULL);
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT iam.audit_seal();
 ROLLBACK;
+
+-- within one transaction the chain keeps the order of the changes
+BEGIN;
+SELECT iam.create_organization('Order', 'order-test') AS o \gset
+SELECT iam.create_user(:'o', 'first@order.example', 'First', 'member', NULL) AS u1 \gset
+UPDATE iam.users SET department = 'One' WHERE id = :'u1';
+UPDATE iam.users SET department = 'Two' WHERE id = :'u1';
+SELECT iam.create_user(:'o', 'second@order.example', 'Second', 'member', NULL) AS u2 \gset
+UPDATE iam.users SET department = 'Three' WHERE id = :'u1';
+COMMIT;
+SELECT iam.audit_seal() > 0 AS sealed;
+SELECT seq, action, entity_id = :'u1' AS first_user, changes->'department'->>'new' AS department
+FROM iam.audit_logs WHERE org_id = :'o' ORDER BY seq;
