@@ -13,6 +13,7 @@ EXTENSION = iam
 MODULE_big = iam
 OBJS = \
 	extension/iam.o \
+	extension/catalog.o \
 	extension/context.o \
 	extension/password.o \
 	extension/timestamps.o \

@@ -49,6 +49,7 @@
 #include "utils/uuid.h"
 
 #include "audit.h"
+#include "catalog.h"
 
 #define AUDIT_NARGS 10
 
@@ -68,22 +69,6 @@ audit_set_write_mode(AuditWriteMode mode)
 	return previous;
 }
 
-Oid
-audit_logs_owner(void)
-{
-	Oid			relid = get_relname_relid("audit_logs", get_namespace_oid("iam", false));
-	HeapTuple	tuple;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "iam.audit_logs does not exist");
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
-}
 
 /*
  * is_secret_column says whether a column's value must never enter the log:
@@ -348,7 +333,7 @@ audit_append_row(const char *action, const char *entity_type, Datum entity_id,
 	nulls[9] = ' ';
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(audit_logs_owner(),
+	SetUserIdAndSecContext(iam_table_owner("audit_logs"),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 	save_mode = audit_set_write_mode(AUDIT_WRITE_APPEND);
 	PG_TRY();

@@ -26,10 +26,4 @@ typedef enum AuditWriteMode
 /* Sets the current mode and returns the previous one, to restore after. */
 extern AuditWriteMode audit_set_write_mode(AuditWriteMode mode);
 
-/*
- * Oid of the owner of iam.audit_logs; sanctioned writes run as that role
- * (SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS), like RI triggers.
- */
-extern Oid	audit_logs_owner(void);
-
 #endif							/* IAM_AUDIT_H */

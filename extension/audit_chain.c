@@ -80,6 +80,7 @@
 
 #include "audit.h"
 #include "audit_chain.h"
+#include "catalog.h"
 #include "audit_sealer.h"
 
 #define HASH_LEN 32
@@ -602,7 +603,7 @@ audit_chain_seal(void)
 	heads = hash_create("iam audit chain heads", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(audit_logs_owner(),
+	SetUserIdAndSecContext(iam_table_owner("audit_logs"),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 	save_mode = audit_set_write_mode(AUDIT_WRITE_SEAL);
 	PG_TRY();
@@ -1047,7 +1048,7 @@ iam_audit_erase_entity(PG_FUNCTION_ARGS)
 	take_seal_lock();
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(audit_logs_owner(),
+	SetUserIdAndSecContext(iam_table_owner("audit_logs"),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 	save_mode = audit_set_write_mode(AUDIT_WRITE_REDACT);
 	PG_TRY();

@@ -39,25 +39,9 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "catalog.h"
 #include "rbac_query.h"
 
-/* Owner of iam.users, whose rights the reads use. */
-static Oid
-rbac_tables_owner(void)
-{
-	Oid			relid = get_relname_relid("users", get_namespace_oid("iam", false));
-	HeapTuple	tuple;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "table iam.users does not exist");
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
-	ReleaseSysCache(tuple);
-	return owner;
-}
 
 /*
  * rbac_query_begin connects to SPI and switches to the owner's rights and
@@ -75,7 +59,7 @@ rbac_query_begin(RbacQueryScope *scope)
 				 errmsg("permission checks cannot run during a parallel operation"),
 				 errhint("Call iam.has_permission and friends from a function marked PARALLEL UNSAFE.")));
 
-	owner = rbac_tables_owner();
+	owner = iam_table_owner("users");
 	scope->caller_context = CurrentMemoryContext;
 	GetUserIdAndSecContext(&scope->saved_userid, &scope->saved_sec_context);
 	SetUserIdAndSecContext(owner, scope->saved_sec_context |
