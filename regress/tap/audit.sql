@@ -23,103 +23,38 @@ SELECT throws_ok($$DELETE FROM iam.audit_logs$$, '42501', 'the audit trail is ap
 SELECT throws_ok($$TRUNCATE iam.audit_logs$$, '42501', 'the audit trail is append-only',
 				 'owner: TRUNCATE on iam.audit_logs is refused');
 
--- iam_gateway
+-- each pg_iam role: every way round the trail is refused
+CREATE TEMP TABLE trail_attacks (ord int, what text, stmt text);
+INSERT INTO trail_attacks VALUES
+	(1, 'INSERT', $$INSERT INTO iam.audit_logs (org_id, action) VALUES (NULL, 'user.created')$$),
+	(2, 'INSERT with chosen hashes', $$INSERT INTO iam.audit_logs (org_id, action, seq, prev_hash, row_hash) VALUES (NULL, 'user.created', 999999, sha256(''), sha256('x'))$$),
+	(3, 'UPDATE', $$UPDATE iam.audit_logs SET action = 'user.forged'$$),
+	(4, 'DELETE', $$DELETE FROM iam.audit_logs$$),
+	(5, 'TRUNCATE', $$TRUNCATE iam.audit_logs$$),
+	(6, 'disable the guard trigger', $$ALTER TABLE iam.audit_logs DISABLE TRIGGER audit_guard$$),
+	(7, 'disable all triggers', $$ALTER TABLE iam.audit_logs DISABLE TRIGGER ALL$$),
+	(8, 'alter the table', $$ALTER TABLE iam.audit_logs ADD COLUMN note text$$),
+	(9, 'drop the table', $$DROP TABLE iam.audit_logs$$),
+	(10, 'drop the guard trigger', $$DROP TRIGGER audit_guard ON iam.audit_logs$$),
+	(11, 'call the erasure path', $$SELECT iam.audit_erase_entity('user', gen_random_uuid())$$),
+	(12, 'call the append path', $$SELECT iam.audit_append('user.forged', 'user', NULL, NULL, NULL)$$),
+	(13, 'seal', $$SELECT iam.audit_seal()$$),
+	(14, 'erase a user', $$SELECT iam.erase_user(gen_random_uuid())$$);
+GRANT SELECT ON trail_attacks TO PUBLIC;
+
 SET LOCAL ROLE iam_gateway;
 SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset
-SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action) VALUES (NULL, 'user.created')$$, '42501', NULL,
-				 'iam_gateway: INSERT is refused');
-SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action, seq, prev_hash, row_hash) VALUES (NULL, 'user.created', 999999, sha256(''), sha256('x'))$$, '42501', NULL,
-				 'iam_gateway: INSERT with chosen hashes is refused');
-SELECT throws_ok($$UPDATE iam.audit_logs SET action = 'user.forged'$$, '42501', NULL,
-				 'iam_gateway: UPDATE is refused');
-SELECT throws_ok($$DELETE FROM iam.audit_logs$$, '42501', NULL,
-				 'iam_gateway: DELETE is refused');
-SELECT throws_ok($$TRUNCATE iam.audit_logs$$, '42501', NULL,
-				 'iam_gateway: TRUNCATE is refused');
-SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER audit_guard$$, '42501', NULL,
-				 'iam_gateway: disable the guard trigger is refused');
-SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER ALL$$, '42501', NULL,
-				 'iam_gateway: disable all triggers is refused');
-SELECT throws_ok($$ALTER TABLE iam.audit_logs ADD COLUMN note text$$, '42501', NULL,
-				 'iam_gateway: alter the table is refused');
-SELECT throws_ok($$DROP TABLE iam.audit_logs$$, '42501', NULL,
-				 'iam_gateway: drop the table is refused');
-SELECT throws_ok($$DROP TRIGGER audit_guard ON iam.audit_logs$$, '42501', NULL,
-				 'iam_gateway: drop the guard trigger is refused');
-SELECT throws_ok($$SELECT iam.audit_erase_entity('user', gen_random_uuid())$$, '42501', NULL,
-				 'iam_gateway: call the erasure path is refused');
-SELECT throws_ok($$SELECT iam.audit_append('user.forged', 'user', NULL, NULL, NULL)$$, '42501', NULL,
-				 'iam_gateway: call the append path is refused');
-SELECT throws_ok($$SELECT iam.audit_seal()$$, '42501', NULL,
-				 'iam_gateway: seal is refused');
-SELECT throws_ok($$SELECT iam.erase_user(gen_random_uuid())$$, '42501', NULL,
-				 'iam_gateway: erase a user is refused');
+SELECT throws_ok(stmt, '42501', NULL, 'iam_gateway: ' || what || ' is refused') FROM trail_attacks ORDER BY ord;
 RESET ROLE;
 
--- iam_service
 SET LOCAL ROLE iam_service;
 SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset
-SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action) VALUES (NULL, 'user.created')$$, '42501', NULL,
-				 'iam_service: INSERT is refused');
-SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action, seq, prev_hash, row_hash) VALUES (NULL, 'user.created', 999999, sha256(''), sha256('x'))$$, '42501', NULL,
-				 'iam_service: INSERT with chosen hashes is refused');
-SELECT throws_ok($$UPDATE iam.audit_logs SET action = 'user.forged'$$, '42501', NULL,
-				 'iam_service: UPDATE is refused');
-SELECT throws_ok($$DELETE FROM iam.audit_logs$$, '42501', NULL,
-				 'iam_service: DELETE is refused');
-SELECT throws_ok($$TRUNCATE iam.audit_logs$$, '42501', NULL,
-				 'iam_service: TRUNCATE is refused');
-SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER audit_guard$$, '42501', NULL,
-				 'iam_service: disable the guard trigger is refused');
-SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER ALL$$, '42501', NULL,
-				 'iam_service: disable all triggers is refused');
-SELECT throws_ok($$ALTER TABLE iam.audit_logs ADD COLUMN note text$$, '42501', NULL,
-				 'iam_service: alter the table is refused');
-SELECT throws_ok($$DROP TABLE iam.audit_logs$$, '42501', NULL,
-				 'iam_service: drop the table is refused');
-SELECT throws_ok($$DROP TRIGGER audit_guard ON iam.audit_logs$$, '42501', NULL,
-				 'iam_service: drop the guard trigger is refused');
-SELECT throws_ok($$SELECT iam.audit_erase_entity('user', gen_random_uuid())$$, '42501', NULL,
-				 'iam_service: call the erasure path is refused');
-SELECT throws_ok($$SELECT iam.audit_append('user.forged', 'user', NULL, NULL, NULL)$$, '42501', NULL,
-				 'iam_service: call the append path is refused');
-SELECT throws_ok($$SELECT iam.audit_seal()$$, '42501', NULL,
-				 'iam_service: seal is refused');
-SELECT throws_ok($$SELECT iam.erase_user(gen_random_uuid())$$, '42501', NULL,
-				 'iam_service: erase a user is refused');
+SELECT throws_ok(stmt, '42501', NULL, 'iam_service: ' || what || ' is refused') FROM trail_attacks ORDER BY ord;
 RESET ROLE;
 
--- iam_auditor
 SET LOCAL ROLE iam_auditor;
 SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset
-SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action) VALUES (NULL, 'user.created')$$, '42501', NULL,
-				 'iam_auditor: INSERT is refused');
-SELECT throws_ok($$INSERT INTO iam.audit_logs (org_id, action, seq, prev_hash, row_hash) VALUES (NULL, 'user.created', 999999, sha256(''), sha256('x'))$$, '42501', NULL,
-				 'iam_auditor: INSERT with chosen hashes is refused');
-SELECT throws_ok($$UPDATE iam.audit_logs SET action = 'user.forged'$$, '42501', NULL,
-				 'iam_auditor: UPDATE is refused');
-SELECT throws_ok($$DELETE FROM iam.audit_logs$$, '42501', NULL,
-				 'iam_auditor: DELETE is refused');
-SELECT throws_ok($$TRUNCATE iam.audit_logs$$, '42501', NULL,
-				 'iam_auditor: TRUNCATE is refused');
-SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER audit_guard$$, '42501', NULL,
-				 'iam_auditor: disable the guard trigger is refused');
-SELECT throws_ok($$ALTER TABLE iam.audit_logs DISABLE TRIGGER ALL$$, '42501', NULL,
-				 'iam_auditor: disable all triggers is refused');
-SELECT throws_ok($$ALTER TABLE iam.audit_logs ADD COLUMN note text$$, '42501', NULL,
-				 'iam_auditor: alter the table is refused');
-SELECT throws_ok($$DROP TABLE iam.audit_logs$$, '42501', NULL,
-				 'iam_auditor: drop the table is refused');
-SELECT throws_ok($$DROP TRIGGER audit_guard ON iam.audit_logs$$, '42501', NULL,
-				 'iam_auditor: drop the guard trigger is refused');
-SELECT throws_ok($$SELECT iam.audit_erase_entity('user', gen_random_uuid())$$, '42501', NULL,
-				 'iam_auditor: call the erasure path is refused');
-SELECT throws_ok($$SELECT iam.audit_append('user.forged', 'user', NULL, NULL, NULL)$$, '42501', NULL,
-				 'iam_auditor: call the append path is refused');
-SELECT throws_ok($$SELECT iam.audit_seal()$$, '42501', NULL,
-				 'iam_auditor: seal is refused');
-SELECT throws_ok($$SELECT iam.erase_user(gen_random_uuid())$$, '42501', NULL,
-				 'iam_auditor: erase a user is refused');
+SELECT throws_ok(stmt, '42501', NULL, 'iam_auditor: ' || what || ' is refused') FROM trail_attacks ORDER BY ord;
 RESET ROLE;
 
 -- a role allowed to change users, with no privilege on the trail, is audited
