@@ -14,30 +14,14 @@
 # Prints the throughputs and ratios, also to bench/results/audit.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. bench/lib.sh
 
 DURATION=${IAM_BENCH_AUDIT_SECONDS:-20}
-if [ "$(id -u)" -eq 0 ]; then
-	make -s -o gateway install >/dev/null
-fi
-
-BENCH_DIR=$(mktemp -d /tmp/pg_iam-bench-audit.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chown "$RUN_USER" "$BENCH_DIR"
-BENCH_PORT=$(free_port "${IAM_BENCH_PG_PORT:-54389}")
-cleanup() {
-	pg_stop "$BENCH_DIR"
-	rm -rf "$BENCH_DIR"
-}
-trap cleanup EXIT
-pg_init "$BENCH_DIR" "$BENCH_PORT"
-as_run_user tee -a "$BENCH_DIR/pgdata/postgresql.conf" >/dev/null <<'CONF'
+bench_cluster bench-audit 54389 <<'CONF'
 autovacuum = off
 shared_buffers = '512MB'
 max_wal_size = '4GB'
 CONF
-pg_start "$BENCH_DIR"
-psql_bench() { pg_psql "$BENCH_DIR" "$BENCH_PORT" -d iam "$@"; }
-pg_psql "$BENCH_DIR" "$BENCH_PORT" -d postgres -c "CREATE DATABASE iam" >/dev/null
 
 log "generating data (10,000 users) ..."
 PGOPTIONS='-c client_min_messages=warning' psql_bench >/dev/null <<'SQL'

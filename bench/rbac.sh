@@ -18,30 +18,14 @@
 # The table goes to stdout and to bench/results/rbac.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/lib.sh
+. bench/lib.sh
 
-if [ "$(id -u)" -eq 0 ]; then
-	make -s -o gateway install >/dev/null
-fi
-
-BENCH_DIR=$(mktemp -d /tmp/pg_iam-bench.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chown "$RUN_USER" "$BENCH_DIR"
-BENCH_PORT=$(free_port "${IAM_BENCH_PG_PORT:-54379}")
-cleanup() {
-	pg_stop "$BENCH_DIR"
-	rm -rf "$BENCH_DIR"
-}
-trap cleanup EXIT
-pg_init "$BENCH_DIR" "$BENCH_PORT"
-as_run_user tee -a "$BENCH_DIR/pgdata/postgresql.conf" >/dev/null <<'CONF'
+bench_cluster bench 54379 <<'CONF'
 fsync = off
 synchronous_commit = off
 autovacuum = off
 shared_buffers = '256MB'
 CONF
-pg_start "$BENCH_DIR"
-psql_bench() { pg_psql "$BENCH_DIR" "$BENCH_PORT" -d iam "$@"; }
-pg_psql "$BENCH_DIR" "$BENCH_PORT" -d postgres -c "CREATE DATABASE iam" >/dev/null
 
 log "generating data (100,000 users) ..."
 PGOPTIONS='-c client_min_messages=warning' psql_bench >/dev/null <<'SQL'

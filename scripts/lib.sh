@@ -46,6 +46,17 @@ state_dir_for() {
 	echo "$wanted"
 }
 
+# scratch_dir NAME: a new directory /tmp/pg_iam-NAME.XXXXXX owned by the
+# servers' user, for a throwaway cluster of a test run or a benchmark.
+scratch_dir() {
+	local dir
+	dir=$(mktemp -d "/tmp/pg_iam-$1.XXXXXX")
+	if [ "$(id -u)" -eq 0 ]; then
+		chown "$RUN_USER" "$dir"
+	fi
+	echo "$dir"
+}
+
 # pg_init DIR PORT: create a cluster in DIR/pgdata listening on 127.0.0.1:PORT
 # and on a socket in DIR/sock, with iam and pg_cron preloaded.  Superuser
 # `postgres` may connect over the socket only; TCP needs a password.

@@ -71,8 +71,7 @@ fi
 [ "$failed" -eq 0 ] || { summary; exit 1; }
 
 # throwaway servers
-TEST_DIR=$(mktemp -d /tmp/pg_iam-test.XXXXXX)
-[ "$(id -u)" -eq 0 ] && chown "$RUN_USER" "$TEST_DIR"
+TEST_DIR=$(scratch_dir test)
 TEST_PG_PORT=$(free_port "${IAM_TEST_PG_PORT:-54339}")
 TEST_REDIS_PORT=$(free_port "${IAM_TEST_REDIS_PORT:-6399}")
 cleanup() {
