@@ -12,7 +12,7 @@ SELECT to_regprocedure('iam.audit_verify(uuid, bigint, bytea)') IS NULL AS no_ve
 SELECT iam.create_organization('Upgrade', 'upgrade') AS org \gset
 SELECT iam.create_user(:'org', 'old@up.example', 'Old', 'member', NULL) AS old \gset
 SELECT count(*) AS audit_rows_before FROM iam.audit_logs;
-ALTER EXTENSION iam UPDATE;
+ALTER EXTENSION iam UPDATE TO '0.3';
 SELECT extversion FROM pg_extension WHERE extname = 'iam';
 SELECT count(*) AS capture_triggers FROM pg_trigger WHERE tgname = 'audit_capture';
 UPDATE iam.users SET name = 'Older' WHERE id = :'old';

@@ -1,6 +1,7 @@
 -- privileges.sql: what each pg_iam database role may and may not do.
 BEGIN;
-SELECT plan(19 + 2 * (SELECT count(*)::int FROM pg_tables WHERE schemaname = 'iam'));
+SELECT plan(21 + 2 * (SELECT count(*)::int FROM pg_tables WHERE schemaname = 'iam'
+					   AND tablename NOT IN ('routes', 'rate_limit_classes')));
 
 SELECT has_role('iam_gateway');
 SELECT has_role('iam_service');
@@ -10,15 +11,21 @@ SELECT ok(NOT rolsuper AND NOT rolbypassrls AND NOT rolcreaterole AND NOT rolcre
 		  rolname || ': no superuser, BYPASSRLS, CREATEROLE or CREATEDB')
 FROM pg_roles WHERE rolname IN ('iam_gateway', 'iam_service', 'iam_auditor') ORDER BY rolname;
 
--- the gateway may not read or write any table directly
+-- the gateway may not read or write any table directly, except read its
+-- route declarations
 SELECT ok(NOT has_table_privilege('iam_gateway', format('iam.%I', tablename),
 								  'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'),
 		  'iam_gateway has no privilege on iam.' || tablename)
-FROM pg_tables WHERE schemaname = 'iam' ORDER BY tablename;
+FROM pg_tables WHERE schemaname = 'iam' AND tablename NOT IN ('routes', 'rate_limit_classes') ORDER BY tablename;
+SELECT ok(has_table_privilege('iam_gateway', format('iam.%I', tablename), 'SELECT')
+		  AND NOT has_table_privilege('iam_gateway', format('iam.%I', tablename),
+									  'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER'),
+		  'iam_gateway may only read iam.' || tablename)
+FROM pg_tables WHERE schemaname = 'iam' AND tablename IN ('routes', 'rate_limit_classes') ORDER BY tablename;
 SET LOCAL ROLE iam_gateway;
 SELECT throws_ok(format('SELECT count(*) FROM iam.%I', tablename), '42501', NULL,
 				 'iam_gateway: SELECT on iam.' || tablename || ' is refused')
-FROM pg_tables WHERE schemaname = 'iam' ORDER BY tablename;
+FROM pg_tables WHERE schemaname = 'iam' AND tablename NOT IN ('routes', 'rate_limit_classes') ORDER BY tablename;
 SELECT throws_ok($$SELECT iam.password_hash('a long enough password')$$, '42501', NULL,
 				 'iam_gateway cannot call internal functions');
 SELECT throws_ok($$SELECT iam.create_organization('Evil', 'evil')$$, '42501', NULL,
