@@ -218,17 +218,53 @@ line_finish(Line *line)
 	/* nowhere left to report a failed write to stderr */
 }
 
+const char *
+accesslog_mask_emails(const char *s, char *out, size_t size)
+{
+	size_t		o = 0;
+	size_t		i = 0;
+	size_t		len = strlen(s);
+
+	if (size == 0)
+		return out;
+	while (i < len && o + 1 < size)
+	{
+		/* a local part: the run of non-separators before an '@' */
+		size_t		run = strcspn(s + i, "/?&=;, @");
+
+		if (s[i + run] == '@' && run > 0)
+		{
+			int			w = snprintf(out + o, size - o, "%c***@", s[i]);
+
+			if (w < 0 || o + (size_t) w >= size)
+				break;
+			o += (size_t) w;
+			i += run + 1;
+			continue;
+		}
+		if (run == 0)
+			run = 1;
+		while (run-- > 0 && o + 1 < size)
+			out[o++] = s[i++];
+	}
+	out[o] = '\0';
+	return out;
+}
+
 void
 accesslog_request(const AccessLogRequest *r)
 {
 	Line		line;
 	char		num[64];
+	char		path[VALUE_MAX_BYTES + 1];
 
 	line_begin(&line, r->status == 0 || r->aborted ? "warn" : "info", "request");
 	line_key(&line, "method");
 	line_string(&line, r->method, 34);
 	line_key(&line, "path");
-	line_string(&line, r->path, VALUE_MAX_BYTES);
+	line_string(&line, accesslog_mask_emails(r->path, path, sizeof(path)), VALUE_MAX_BYTES);
+	line_key(&line, "route");
+	line_string(&line, r->route, 2 + 6 * 160);
 	line_key(&line, "status");
 	snprintf(num, sizeof(num), "%u", r->status);
 	line_raw(&line, num);
@@ -240,6 +276,8 @@ accesslog_request(const AccessLogRequest *r)
 	line_raw(&line, num);
 	line_key(&line, "request_id");
 	line_string(&line, r->request_id, 2 + 6 * 64);
+	line_key(&line, "user_id");
+	line_string(&line, r->user_id, 2 + 6 * 40);
 	line_key(&line, "remote");
 	line_string(&line, r->remote, 2 + 6 * 64);
 	line_finish(&line);

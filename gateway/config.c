@@ -618,8 +618,8 @@ config_jwt_alg(const char *const *envp, Config *cfg, char **errmsg)
  * caller wipes and frees.  Returns 0, or -1 with *errmsg set.
  */
 static int
-read_key_file(const char *path, unsigned char **out, size_t *len,
-			  char **errmsg)
+read_key_file(const char *setting, const char *path, unsigned char **out,
+			  size_t *len, char **errmsg)
 {
 	char		q[QUOTE_BUFSIZE];
 	struct stat st;
@@ -631,21 +631,21 @@ read_key_file(const char *path, unsigned char **out, size_t *len,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 	{
-		config_error(errmsg, "IAM_JWT_KEY_FILE: cannot read %s: %s", q,
+		config_error(errmsg, "%s: cannot read %s: %s", setting, q,
 					 strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 		st.st_size > KEY_FILE_MAX_BYTES)
 	{
-		config_error(errmsg, "IAM_JWT_KEY_FILE: %s is not a regular file of at most %d bytes",
+		config_error(errmsg, "%s: %s is not a regular file of at most %d bytes", setting,
 					 q, KEY_FILE_MAX_BYTES);
 		close(fd);
 		return -1;
 	}
 	if ((buf = malloc((size_t) st.st_size + 1)) == NULL)
 	{
-		config_error(errmsg, "IAM_JWT_KEY_FILE: out of memory");
+		config_error(errmsg, "%s: out of memory", setting);
 		close(fd);
 		return -1;
 	}
@@ -657,7 +657,7 @@ read_key_file(const char *path, unsigned char **out, size_t *len,
 			continue;
 		if (n <= 0)
 		{
-			config_error(errmsg, "IAM_JWT_KEY_FILE: cannot read %s: %s", q,
+			config_error(errmsg, "%s: cannot read %s: %s", setting, q,
 						 n < 0 ? strerror(errno) : "file shrank while reading");
 			OPENSSL_cleanse(buf, got);
 			free(buf);
@@ -685,7 +685,8 @@ no_passphrase(char *buf, int size, int rwflag, void *arg)
 
 /* check_pkey verifies that pkey suits alg (ES256: P-256; RS256: RSA ≥ 2048). */
 static int
-check_pkey(EVP_PKEY *pkey, ConfigJwtAlg alg, const char *q, char **errmsg)
+check_pkey(const char *setting, EVP_PKEY *pkey, ConfigJwtAlg alg,
+		   const char *q, char **errmsg)
 {
 	const char *type = EVP_PKEY_get0_type_name(pkey);
 
@@ -699,7 +700,7 @@ check_pkey(EVP_PKEY *pkey, ConfigJwtAlg alg, const char *q, char **errmsg)
 
 		if (!EVP_PKEY_is_a(pkey, "EC"))
 		{
-			config_error(errmsg, "IAM_JWT_KEY_FILE: %s holds an %s key, but IAM_JWT_ALG=ES256 needs an EC key on P-256",
+			config_error(errmsg, "%s: %s holds an %s key, but IAM_JWT_ALG=ES256 needs an EC key on P-256", setting,
 						 q, type);
 			return -1;
 		}
@@ -713,7 +714,7 @@ check_pkey(EVP_PKEY *pkey, ConfigJwtAlg alg, const char *q, char **errmsg)
 			strcpy(group, "an unknown curve");
 		if (nid != NID_X9_62_prime256v1)
 		{
-			config_error(errmsg, "IAM_JWT_KEY_FILE: %s holds an EC key on %s, but IAM_JWT_ALG=ES256 needs P-256 (prime256v1)",
+			config_error(errmsg, "%s: %s holds an EC key on %s, but IAM_JWT_ALG=ES256 needs P-256 (prime256v1)", setting,
 						 q, group);
 			return -1;
 		}
@@ -722,13 +723,13 @@ check_pkey(EVP_PKEY *pkey, ConfigJwtAlg alg, const char *q, char **errmsg)
 	{
 		if (!EVP_PKEY_is_a(pkey, "RSA"))
 		{
-			config_error(errmsg, "IAM_JWT_KEY_FILE: %s holds an %s key, but IAM_JWT_ALG=RS256 needs an RSA key",
+			config_error(errmsg, "%s: %s holds an %s key, but IAM_JWT_ALG=RS256 needs an RSA key", setting,
 						 q, type);
 			return -1;
 		}
 		if (EVP_PKEY_get_bits(pkey) < RS256_MIN_BITS)
 		{
-			config_error(errmsg, "IAM_JWT_KEY_FILE: %s holds a %d-bit RSA key; IAM_JWT_ALG=RS256 needs at least %d bits",
+			config_error(errmsg, "%s: %s holds a %d-bit RSA key; IAM_JWT_ALG=RS256 needs at least %d bits", setting,
 						 q, EVP_PKEY_get_bits(pkey), RS256_MIN_BITS);
 			return -1;
 		}
@@ -758,7 +759,7 @@ config_jwt_key(const char *const *envp, Config *cfg, char **errmsg)
 		config_error(errmsg, "IAM_JWT_KEY_FILE: out of memory");
 		return -1;
 	}
-	if (read_key_file(path, &data, &len, errmsg) != 0)
+	if (read_key_file("IAM_JWT_KEY_FILE", path, &data, &len, errmsg) != 0)
 		return -1;
 	quote(path, q, sizeof(q));
 
@@ -796,7 +797,258 @@ config_jwt_key(const char *const *envp, Config *cfg, char **errmsg)
 						 q, config_jwt_alg_name(cfg->jwt_alg));
 		return -1;
 	}
-	return check_pkey(cfg->jwt_pkey, cfg->jwt_alg, q, errmsg);
+	return check_pkey("IAM_JWT_KEY_FILE", cfg->jwt_pkey, cfg->jwt_alg, q, errmsg);
+}
+
+/* is_kid tells whether s is a usable key id: 1..64 of [A-Za-z0-9._-]. */
+static bool
+is_kid(const char *s, size_t len)
+{
+	if (len == 0 || len > 64)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!(isalnum((unsigned char) s[i]) || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static int
+config_jwt_kid(const char *const *envp, Config *cfg, char **errmsg)
+{
+	const char *value = env_get(envp, "IAM_JWT_KID");
+	char		q[QUOTE_BUFSIZE];
+
+	if (value == NULL)
+		return 0;
+	if (!is_kid(value, strlen(value)))
+	{
+		config_error(errmsg, "IAM_JWT_KID: %s is not 1 to 64 of the characters A-Z a-z 0-9 . _ -",
+					 quote(value, q, sizeof(q)));
+		return -1;
+	}
+	if ((cfg->jwt_kid = strdup(value)) == NULL)
+	{
+		config_error(errmsg, "IAM_JWT_KID: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * load_verify_key reads one IAM_JWT_VERIFY_KEYS file: the raw secret for
+ * HS256, else a PEM public key (or a private key, whose public half is used).
+ */
+static int
+load_verify_key(Config *cfg, ConfigJwtKey *k, const char *path, char **errmsg)
+{
+	static const char setting[] = "IAM_JWT_VERIFY_KEYS";
+	unsigned char *data;
+	size_t		len;
+	char		q[QUOTE_BUFSIZE];
+	BIO		   *bio;
+	bool		encrypted = false;
+
+	if (read_key_file(setting, path, &data, &len, errmsg) != 0)
+		return -1;
+	quote(path, q, sizeof(q));
+	if (cfg->jwt_alg == CONFIG_JWT_HS256)
+	{
+		if (len < HS256_MIN_SECRET)
+		{
+			config_error(errmsg, "%s: %s holds %zu bytes; an HS256 secret needs at least %d",
+						 setting, q, len, HS256_MIN_SECRET);
+			OPENSSL_cleanse(data, len);
+			free(data);
+			return -1;
+		}
+		k->secret = data;
+		k->secret_len = len;
+		return 0;
+	}
+	if ((bio = BIO_new_mem_buf(data, (int) len)) != NULL)
+	{
+		k->pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, &encrypted);
+		if (k->pkey == NULL)
+		{
+			BIO_free(bio);
+			bio = BIO_new_mem_buf(data, (int) len);
+			if (bio != NULL)
+				k->pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &encrypted);
+		}
+		BIO_free(bio);
+	}
+	OPENSSL_cleanse(data, len);
+	free(data);
+	ERR_clear_error();
+	if (k->pkey == NULL)
+	{
+		config_error(errmsg, "%s: %s is not a PEM public key (IAM_JWT_ALG=%s)",
+					 setting, q, config_jwt_alg_name(cfg->jwt_alg));
+		return -1;
+	}
+	return check_pkey(setting, k->pkey, cfg->jwt_alg, q, errmsg);
+}
+
+/* config_jwt_verify_keys parses IAM_JWT_VERIFY_KEYS: kid=/path[,kid=/path...]. */
+static int
+config_jwt_verify_keys(const char *const *envp, Config *cfg, char **errmsg)
+{
+	const char *value = env_get(envp, "IAM_JWT_VERIFY_KEYS");
+	const char *p;
+	int			n = 1;
+
+	if (value == NULL)
+		return 0;
+	for (p = value; *p != '\0'; p++)
+		if (*p == ',')
+			n++;
+	if ((cfg->jwt_verify_keys = calloc((size_t) n, sizeof(ConfigJwtKey))) == NULL)
+	{
+		config_error(errmsg, "IAM_JWT_VERIFY_KEYS: out of memory");
+		return -1;
+	}
+	p = value;
+	for (int i = 0; i < n; i++)
+	{
+		const char *end = strchr(p, ',');
+		size_t		len = end != NULL ? (size_t) (end - p) : strlen(p);
+		const char *eq;
+		ConfigJwtKey *k = &cfg->jwt_verify_keys[cfg->n_jwt_verify_keys];
+		char	   *path;
+		const char *next = end != NULL ? end + 1 : p + len;
+
+		while (len > 0 && isspace((unsigned char) *p))
+			p++, len--;
+		while (len > 0 && isspace((unsigned char) p[len - 1]))
+			len--;
+		eq = memchr(p, '=', len);
+		if (eq == NULL || !is_kid(p, (size_t) (eq - p)) || eq + 1 == p + len)
+		{
+			config_error(errmsg, "IAM_JWT_VERIFY_KEYS: entry %d is not kid=/path/to/key.pem", i + 1);
+			return -1;
+		}
+		if ((k->kid = strndup(p, (size_t) (eq - p))) == NULL)
+		{
+			config_error(errmsg, "IAM_JWT_VERIFY_KEYS: out of memory");
+			return -1;
+		}
+		cfg->n_jwt_verify_keys++;
+		if ((path = strndup(eq + 1, (size_t) (p + len - eq - 1))) == NULL)
+		{
+			config_error(errmsg, "IAM_JWT_VERIFY_KEYS: out of memory");
+			return -1;
+		}
+		for (int j = 0; j < cfg->n_jwt_verify_keys - 1; j++)
+			if (strcmp(cfg->jwt_verify_keys[j].kid, k->kid) == 0 ||
+				(cfg->jwt_kid != NULL && strcmp(cfg->jwt_kid, k->kid) == 0))
+			{
+				config_error(errmsg, "IAM_JWT_VERIFY_KEYS: kid \"%s\" is used twice", k->kid);
+				free(path);
+				return -1;
+			}
+		if (cfg->jwt_kid != NULL && strcmp(cfg->jwt_kid, k->kid) == 0)
+		{
+			config_error(errmsg, "IAM_JWT_VERIFY_KEYS: kid \"%s\" is also IAM_JWT_KID", k->kid);
+			free(path);
+			return -1;
+		}
+		if (load_verify_key(cfg, k, path, errmsg) != 0)
+		{
+			free(path);
+			return -1;
+		}
+		free(path);
+		p = next;
+	}
+	return 0;
+}
+
+/* is_origin accepts http(s)://host[:port] with nothing after it. */
+static bool
+is_origin(const char *s, size_t len)
+{
+	size_t		i;
+	size_t		host_start;
+
+	if (len > 8 && strncmp(s, "https://", 8) == 0)
+		i = 8;
+	else if (len > 7 && strncmp(s, "http://", 7) == 0)
+		i = 7;
+	else
+		return false;
+	host_start = i;
+	if (s[i] == '[')
+	{
+		while (i < len && s[i] != ']')
+			if (!(isxdigit((unsigned char) s[i++]) || s[i - 1] == ':' || s[i - 1] == '['))
+				return false;
+		if (i == len)
+			return false;
+		i++;
+	}
+	else
+		while (i < len && (isalnum((unsigned char) s[i]) || s[i] == '.' || s[i] == '-'))
+			i++;
+	if (i == host_start)
+		return false;
+	if (i < len && s[i] == ':')
+	{
+		size_t		digits = 0;
+
+		for (i++; i < len && isdigit((unsigned char) s[i]); i++)
+			digits++;
+		if (digits == 0 || digits > 5)
+			return false;
+	}
+	return i == len;
+}
+
+/* config_cors reads IAM_CORS_ORIGINS: exact origins, comma-separated. */
+static int
+config_cors(const char *const *envp, Config *cfg, char **errmsg)
+{
+	const char *value = env_get(envp, "IAM_CORS_ORIGINS");
+	const char *p;
+	int			n = 1;
+
+	if (value == NULL)
+		return 0;
+	for (p = value; *p != '\0'; p++)
+		if (*p == ',')
+			n++;
+	if ((cfg->cors_origins = calloc((size_t) n, sizeof(char *))) == NULL)
+	{
+		config_error(errmsg, "IAM_CORS_ORIGINS: out of memory");
+		return -1;
+	}
+	p = value;
+	for (int i = 0; i < n; i++)
+	{
+		const char *end = strchr(p, ',');
+		size_t		len = end != NULL ? (size_t) (end - p) : strlen(p);
+		char		q[QUOTE_BUFSIZE];
+		char		entry[QUOTED_MAX + 1];
+		const char *next = end != NULL ? end + 1 : p + len;
+
+		while (len > 0 && isspace((unsigned char) *p))
+			p++, len--;
+		while (len > 0 && isspace((unsigned char) p[len - 1]))
+			len--;
+		if (!is_origin(p, len) || len > 255)
+		{
+			snprintf(entry, sizeof(entry), "%.*s", (int) (len < QUOTED_MAX ? len : QUOTED_MAX), p);
+			config_error(errmsg, "IAM_CORS_ORIGINS: entry %d (%s) is not an origin like https://admin.example.com or http://localhost:3000",
+						 i + 1, quote(entry, q, sizeof(q)));
+			return -1;
+		}
+		if ((cfg->cors_origins[cfg->n_cors_origins++] = strndup(p, len)) == NULL)
+		{
+			config_error(errmsg, "IAM_CORS_ORIGINS: out of memory");
+			return -1;
+		}
+		p = next;
+	}
+	return 0;
 }
 
 static int
@@ -838,6 +1090,13 @@ config_load(const char *const *envp, char **errmsg)
 				   &cfg->db_pool_size, errmsg) != 0 ||
 		config_int(envp, "IAM_IDLE_TIMEOUT", 30, 1, 86400,
 				   &cfg->idle_timeout, errmsg) != 0 ||
+		config_int(envp, "IAM_CONNECTION_TIMEOUT", cfg->idle_timeout, 1, 86400,
+				   &cfg->idle_timeout, errmsg) != 0 ||
+		config_int(envp, "IAM_JWT_LEEWAY", 30, 0, 3600,
+				   &cfg->jwt_leeway, errmsg) != 0 ||
+		config_jwt_kid(envp, cfg, errmsg) != 0 ||
+		config_jwt_verify_keys(envp, cfg, errmsg) != 0 ||
+		config_cors(envp, cfg, errmsg) != 0 ||
 		config_int(envp, "IAM_SHUTDOWN_TIMEOUT", 10, 0, 3600,
 				   &cfg->shutdown_timeout, errmsg) != 0)
 	{
@@ -890,5 +1149,22 @@ config_free(Config *cfg)
 	}
 	free(cfg->jwt_issuer);
 	free(cfg->jwt_audience);
+	free(cfg->jwt_kid);
+	for (int i = 0; i < cfg->n_jwt_verify_keys; i++)
+	{
+		ConfigJwtKey *k = &cfg->jwt_verify_keys[i];
+
+		free(k->kid);
+		EVP_PKEY_free(k->pkey);
+		if (k->secret != NULL)
+		{
+			OPENSSL_cleanse(k->secret, k->secret_len);
+			free(k->secret);
+		}
+	}
+	free(cfg->jwt_verify_keys);
+	for (int i = 0; i < cfg->n_cors_origins; i++)
+		free(cfg->cors_origins[i]);
+	free(cfg->cors_origins);
 	free(cfg);
 }

@@ -28,6 +28,15 @@ typedef struct ConfigRedis
 	int			db;
 } ConfigRedis;
 
+/* One extra JWT verification key (IAM_JWT_VERIFY_KEYS), for key rotation. */
+typedef struct ConfigJwtKey
+{
+	char	   *kid;
+	EVP_PKEY   *pkey;			/* ES256/RS256 public (or private) key */
+	unsigned char *secret;		/* HS256 secret */
+	size_t		secret_len;
+} ConfigJwtKey;
+
 /*
  * Config is read-only once loaded and shared by every thread.  Strings are
  * NUL-terminated and owned by the Config; config_free releases them.
@@ -52,12 +61,19 @@ typedef struct Config
 	size_t		jwt_secret_len;
 	char	   *jwt_issuer;		/* NULL when unset */
 	char	   *jwt_audience;	/* NULL when unset */
+	char	   *jwt_kid;		/* kid of the signing key; NULL when unset */
+	int			jwt_leeway;		/* seconds of clock skew allowed */
+	ConfigJwtKey *jwt_verify_keys;	/* IAM_JWT_VERIFY_KEYS */
+	int			n_jwt_verify_keys;
+
+	char	  **cors_origins;	/* exact origins allowed; none when unset */
+	int			n_cors_origins;
 
 	int			access_ttl;		/* seconds */
 	int			refresh_ttl;	/* seconds */
 	int			threads;
 	int			db_pool_size;
-	int			idle_timeout;	/* seconds */
+	int			idle_timeout;	/* seconds: IAM_CONNECTION_TIMEOUT (alias IAM_IDLE_TIMEOUT) */
 	int			shutdown_timeout;	/* seconds */
 } Config;
 

@@ -32,6 +32,7 @@ typedef struct DbSlot
 {
 	PGconn	   *conn;			/* NULL until opened, or after closing */
 	bool		in_use;
+	DbConnState state;			/* only the holder touches it */
 } DbSlot;
 
 struct DbPool
@@ -41,6 +42,7 @@ struct DbPool
 	char	   *conninfo;		/* secret: may hold a password */
 	int			size;
 	atomic_bool down;			/* last connection attempt failed */
+	atomic_uint_least64_t waits;	/* acquisitions that found no free slot */
 	DbSlot	   *slots;
 };
 
@@ -65,6 +67,7 @@ db_pool_create(const char *conninfo, int size)
 		return NULL;
 	}
 	atomic_init(&pool->down, false);
+	atomic_init(&pool->waits, 0);
 	pthread_mutex_init(&pool->lock, NULL);
 	/* deadlines are on the monotonic clock, immune to clock changes */
 	pthread_condattr_init(&attr);
@@ -80,8 +83,11 @@ db_pool_destroy(DbPool *pool)
 	if (pool == NULL)
 		return;
 	for (int i = 0; i < pool->size; i++)
+	{
 		if (pool->slots[i].conn != NULL)
 			PQfinish(pool->slots[i].conn);
+		free(pool->slots[i].state.handler_prepared);
+	}
 	pthread_cond_destroy(&pool->freed);
 	pthread_mutex_destroy(&pool->lock);
 	OPENSSL_cleanse(pool->conninfo, strlen(pool->conninfo));
@@ -136,11 +142,30 @@ db_log_error(const char *msg, PGconn *conn)
 }
 
 /*
- * db_connect opens a connection.  Our defaults come before the expanded
+ * db_notice logs what libpq would print on stderr (notices, and the FATAL
+ * a server sends when it shuts down) as a JSON line.
+ */
+static void
+db_notice(void *arg, const char *message)
+{
+	char		detail[512];
+	size_t		len;
+
+	(void) arg;
+	snprintf(detail, sizeof(detail), "%s", message);
+	len = strlen(detail);
+	while (len > 0 && (detail[len - 1] == '\n' || detail[len - 1] == ' '))
+		detail[--len] = '\0';
+	accesslog_event("info", "database notice", "detail", detail, NULL);
+}
+
+/*
+ * db_open_quiet opens a connection.  Our defaults come before the expanded
  * conninfo in the arrays, so settings in IAM_DATABASE_URL override them.
+ * Returns the connection (even a failed one, for its message) or NULL.
  */
 static PGconn *
-db_connect(DbPool *pool)
+db_open_quiet(const char *conninfo, const char *app)
 {
 	static const char *const keywords[] = {
 		"connect_timeout", "application_name",
@@ -148,11 +173,38 @@ db_connect(DbPool *pool)
 		"dbname", NULL
 	};
 	const char *values[] = {
-		"2", "iam-gateway",
+		"2", app,
 		"1", "30", "10", "3",
-		pool->conninfo, NULL
+		conninfo, NULL
 	};
+
 	PGconn	   *conn = PQconnectdbParams(keywords, values, 1);
+
+	if (conn != NULL)
+		PQsetNoticeProcessor(conn, db_notice, NULL);
+	return conn;
+}
+
+PGconn *
+db_open(const char *conninfo, const char *app)
+{
+	PGconn	   *conn = db_open_quiet(conninfo, app);
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		db_log_error("database connection failed", conn);
+		if (conn != NULL)
+			PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+/* db_connect opens a pool connection, logging the first failure of an outage. */
+static PGconn *
+db_connect(DbPool *pool)
+{
+	PGconn	   *conn = db_open_quiet(pool->conninfo, "iam-gateway");
 
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
@@ -188,9 +240,49 @@ db_idle_conn_alive(PGconn *conn)
 PGconn *
 db_pool_acquire(DbPool *pool, int timeout_ms)
 {
+	return db_pool_acquire_state(pool, timeout_ms, NULL);
+}
+
+uint64_t
+db_pool_waits(DbPool *pool)
+{
+	return atomic_load(&pool->waits);
+}
+
+int
+db_state_reserve(DbConnState *state, size_t n)
+{
+	if (n > state->n_handlers)
+	{
+		unsigned char *grown = realloc(state->handler_prepared, n);
+
+		if (grown == NULL)
+			return -1;
+		state->handler_prepared = grown;
+		state->n_handlers = n;
+	}
+	if (state->n_handlers > 0)
+		memset(state->handler_prepared, 0, state->n_handlers);
+	return 0;
+}
+
+/* db_state_reset forgets what was prepared on a slot's old connection. */
+static void
+db_state_reset(DbConnState *state)
+{
+	state->common_prepared = false;
+	state->routes_generation = 0;
+	if (state->n_handlers > 0)
+		memset(state->handler_prepared, 0, state->n_handlers);
+}
+
+PGconn *
+db_pool_acquire_state(DbPool *pool, int timeout_ms, DbConnState **state)
+{
 	struct timespec deadline = deadline_after(timeout_ms);
 	DbSlot	   *slot = NULL;
 	PGconn	   *conn;
+	bool		waited = false;
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;)
@@ -205,6 +297,11 @@ db_pool_acquire(DbPool *pool, int timeout_ms)
 		}
 		if (slot != NULL)
 			break;
+		if (!waited)
+		{
+			waited = true;
+			atomic_fetch_add(&pool->waits, 1);
+		}
 		if (pthread_cond_timedwait(&pool->freed, &pool->lock, &deadline) == ETIMEDOUT)
 		{
 			pthread_mutex_unlock(&pool->lock);
@@ -215,12 +312,15 @@ db_pool_acquire(DbPool *pool, int timeout_ms)
 	conn = slot->conn;
 	pthread_mutex_unlock(&pool->lock);
 
+	if (state != NULL)
+		*state = &slot->state;
 	if (conn != NULL && db_idle_conn_alive(conn))
 		return conn;
 
 	/* (re)connect outside the lock; only this thread uses the slot now */
 	if (conn != NULL)
 		PQfinish(conn);
+	db_state_reset(&slot->state);
 	conn = db_connect(pool);
 
 	pthread_mutex_lock(&pool->lock);
@@ -254,6 +354,7 @@ db_pool_release(DbPool *pool, PGconn *conn, bool broken)
 		{
 			to_close = conn;
 			pool->slots[i].conn = NULL;
+			db_state_reset(&pool->slots[i].state);
 		}
 		pool->slots[i].in_use = false;
 		pthread_cond_signal(&pool->freed);

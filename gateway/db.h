@@ -6,10 +6,27 @@
 #define DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
 typedef struct DbPool DbPool;
+
+/*
+ * What is prepared on one pooled connection.  It belongs to the slot, is
+ * reset when the slot reconnects, and is used only by the thread that holds
+ * the connection (api.c).  handler_prepared[i] tells whether the handler
+ * statement of route i of table generation routes_generation is prepared;
+ * the array is the pool's (grown with db_state_reserve, freed by the pool).
+ */
+typedef struct DbConnState
+{
+	bool		common_prepared;	/* the context statement */
+	uint64_t	routes_generation;	/* 0: no handler statement prepared */
+	unsigned char *handler_prepared;
+	size_t		n_handlers;
+} DbConnState;
 
 /*
  * db_pool_create makes a pool of size slots for conninfo (a URI or key=value
@@ -36,6 +53,29 @@ extern void db_pool_destroy(DbPool *pool);
  * per outage).
  */
 extern PGconn *db_pool_acquire(DbPool *pool, int timeout_ms);
+
+/*
+ * db_pool_acquire_state is db_pool_acquire that also sets *state to the
+ * connection's DbConnState (reset after a reconnection).
+ */
+extern PGconn *db_pool_acquire_state(DbPool *pool, int timeout_ms,
+									 DbConnState **state);
+
+/*
+ * db_state_reserve makes state->handler_prepared hold n entries, all zero
+ * (nothing prepared).  Returns 0, or -1 when out of memory.
+ */
+extern int	db_state_reserve(DbConnState *state, size_t n);
+
+/* db_pool_waits returns how many acquisitions had to wait for a free slot. */
+extern uint64_t db_pool_waits(DbPool *pool);
+
+/*
+ * db_open opens one connection outside the pool, with the pool's defaults
+ * and application_name app.  Returns it (the caller PQfinish'es it) or NULL
+ * (libpq's reason is logged, never the conninfo).
+ */
+extern PGconn *db_open(const char *conninfo, const char *app);
 
 /*
  * db_pool_release gives conn back.  Pass broken = true after a

@@ -31,6 +31,7 @@
 #include <microhttpd.h>
 
 #include "accesslog.h"
+#include "api.h"
 #include "health.h"
 #include "problem.h"
 #include "request_id.h"
@@ -55,7 +56,9 @@ struct HttpRequest
 	HttpServer *srv;
 	struct MHD_Connection *conn;	/* valid during the current callback */
 	struct timespec started;	/* CLOCK_MONOTONIC */
-	uint64_t	body_bytes;		/* upload bytes seen and discarded */
+	uint64_t	body_bytes;		/* upload bytes seen */
+	char	   *body;			/* the first HTTP_MAX_BODY bytes, malloc'd */
+	size_t		body_cap;
 	bool		too_large;
 	bool		uri_too_long;	/* path did not fit in path[] */
 	bool		replied;
@@ -65,23 +68,34 @@ struct HttpRequest
 	char		remote[INET6_ADDRSTRLEN];
 	char		method[HTTP_METHOD_MAX];
 	char		path[HTTP_PATH_MAX];
+	char		route[160];		/* route label for metrics and the log; "" when none */
+	char		user_id[40];	/* authenticated user; "" when none */
+	const char *cors_origin;	/* the allowed Origin (config's string), or NULL */
 };
 
 typedef int (*HttpHandler) (HttpRequest *req, const HttpContext *ctx);
 
+static int	http_metrics(HttpRequest *req, const HttpContext *ctx);
+
 /*
- * The route table.  Only GET (and HEAD, which MHD answers without a body)
- * exist so far; a known path with another method gets 405 and Allow.
+ * The operational routes, outside /api/v1 (whose table comes from SQL).
+ * Only GET (and HEAD, which MHD answers without a body); a known path with
+ * another method gets 405 and Allow.
  */
 static const struct
 {
 	const char *path;
+	const char *label;
 	HttpHandler get;
 }			http_routes[] =
 {
-	{"/healthz", health_live},
-	{"/readyz", health_ready},
+	{"/healthz", "GET /healthz", health_live},
+	{"/readyz", "GET /readyz", health_ready},
+	{"/metrics", "GET /metrics", http_metrics},
+	{"/openapi.json", "GET /openapi.json", api_openapi},
 };
+
+#define HTTP_API_PREFIX		"/api/v1"
 
 #define HTTP_ALLOW_GET	"GET, HEAD"
 
@@ -146,6 +160,102 @@ http_request_id(const HttpRequest *req)
 	return req->request_id;
 }
 
+const char *
+http_method(const HttpRequest *req)
+{
+	return req->method;
+}
+
+const char *
+http_path(const HttpRequest *req)
+{
+	return req->path;
+}
+
+const char *
+http_remote(const HttpRequest *req)
+{
+	return req->remote;
+}
+
+const char *
+http_header(HttpRequest *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+http_body(const HttpRequest *req, size_t *len)
+{
+	*len = req->body != NULL ? (size_t) req->body_bytes : 0;
+	return req->body;
+}
+
+typedef struct QueryWalk
+{
+	int			(*cb) (void *arg, const char *key, const char *value);
+	void	   *arg;
+	int			rc;
+} QueryWalk;
+
+static enum MHD_Result
+http_query_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	QueryWalk  *w = cls;
+
+	(void) kind;
+	w->rc = w->cb(w->arg, key, value);
+	return w->rc == 0 ? MHD_YES : MHD_NO;
+}
+
+int
+http_query_foreach(HttpRequest *req,
+				   int (*cb) (void *arg, const char *key, const char *value),
+				   void *arg)
+{
+	QueryWalk	w = {cb, arg, 0};
+
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, http_query_cb, &w);
+	return w.rc;
+}
+
+void
+http_set_route(HttpRequest *req, const char *label)
+{
+	snprintf(req->route, sizeof(req->route), "%s", label);
+}
+
+void
+http_set_user(HttpRequest *req, const char *user_id)
+{
+	snprintf(req->user_id, sizeof(req->user_id), "%s", user_id);
+}
+
+const char *
+http_cors_origin(const HttpRequest *req)
+{
+	return req->cors_origin;
+}
+
+/* http_metrics answers GET /metrics in the Prometheus text format. */
+static int
+http_metrics(HttpRequest *req, const HttpContext *ctx)
+{
+	MetricsGauges g = {
+		.in_flight = http_in_flight(req->srv),
+		.pool_waits = db_pool_waits(ctx->pool),
+	};
+	char	   *text = metrics_render(ctx->metrics, &g);
+	int			rc;
+
+	if (text == NULL)
+		return -1;
+	rc = http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", text,
+					strlen(text), NULL, 0);
+	free(text);
+	return rc;
+}
+
 int
 http_reply(HttpRequest *req, unsigned int status, const char *content_type,
 		   const char *body, size_t len, const HttpHeader *headers, size_t n)
@@ -164,6 +274,11 @@ http_reply(HttpRequest *req, unsigned int status, const char *content_type,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	for (i = 0; ok && i < n; i++)
 		ok = MHD_add_response_header(resp, headers[i].name, headers[i].value);
+	if (ok && req->cors_origin != NULL)
+		ok = MHD_add_response_header(resp, "Access-Control-Allow-Origin", req->cors_origin) &&
+			MHD_add_response_header(resp, "Vary", "Origin") &&
+			MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+									"ETag, Location, Link, Retry-After, X-Request-Id");
 	/* during shutdown, tell keep-alive clients to go elsewhere */
 	if (ok && atomic_load(&req->srv->closing))
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -223,6 +338,11 @@ http_request_new(HttpServer *srv, struct MHD_Connection *conn,
 					  req->remote, sizeof(req->remote));
 	}
 
+	incoming = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	for (int i = 0; incoming != NULL && i < srv->ctx.config->n_cors_origins; i++)
+		if (strcmp(incoming, srv->ctx.config->cors_origins[i]) == 0)
+			req->cors_origin = srv->ctx.config->cors_origins[i];
+
 	incoming = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
 	if (request_id_choose(incoming, req->request_id) != 0)
 	{
@@ -275,10 +395,13 @@ http_dispatch(HttpRequest *req)
 				.code = "uri_too_long",
 				.detail = "The request path is longer than 2047 bytes.",
 		});
+	if (strncmp(req->path, HTTP_API_PREFIX "/", sizeof(HTTP_API_PREFIX)) == 0)
+		return api_handle(req, &req->srv->ctx, req->path + sizeof(HTTP_API_PREFIX) - 1);
 	for (i = 0; i < sizeof(http_routes) / sizeof(http_routes[0]); i++)
 	{
 		if (strcmp(req->path, http_routes[i].path) != 0)
 			continue;
+		http_set_route(req, http_routes[i].label);
 		if (strcmp(req->method, MHD_HTTP_METHOD_GET) == 0 ||
 			strcmp(req->method, MHD_HTTP_METHOD_HEAD) == 0)
 			return http_routes[i].get(req, &req->srv->ctx);
@@ -299,8 +422,8 @@ http_dispatch(HttpRequest *req)
 /*
  * http_access is MHD's access handler.  The first call for a request sees
  * only the headers; then come zero or more calls with body data, and a
- * final one with *upload_data_size == 0, where we dispatch.  Bodies are not
- * accepted yet: they are counted and discarded.  A Content-Length over 1 MiB
+ * final one with *upload_data_size == 0, where we dispatch.  Bodies are
+ * kept in req->body (at most 1 MiB).  A Content-Length over 1 MiB
  * gets 413 at once; a chunked body gets it when the body ends, and a client
  * still sending after HTTP_MAX_DRAIN bytes is disconnected.
  */
@@ -313,7 +436,6 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 	HttpRequest *req = *req_cls;
 
 	(void) version;
-	(void) upload_data;
 	if (req == NULL)
 	{
 		if ((req = http_request_new(srv, conn, url, method)) == NULL)
@@ -332,7 +454,30 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 	req->conn = conn;
 	if (*upload_data_size > 0)
 	{
-		req->body_bytes += *upload_data_size;
+		size_t		n = *upload_data_size;
+
+		/* keep the first HTTP_MAX_BODY bytes; count (and drop) the rest */
+		if (!req->too_large && req->body_bytes + n <= HTTP_MAX_BODY)
+		{
+			/* +1: the body is kept NUL-terminated for libpq */
+			if (req->body_bytes + n + 1 > req->body_cap)
+			{
+				size_t		cap = req->body_cap > 0 ? req->body_cap : 4096;
+				char	   *grown;
+
+				while (cap < req->body_bytes + n + 1)
+					cap *= 2;
+				if (cap > HTTP_MAX_BODY + 1)
+					cap = HTTP_MAX_BODY + 1;
+				if ((grown = realloc(req->body, cap)) == NULL)
+					return MHD_NO;
+				req->body = grown;
+				req->body_cap = cap;
+			}
+			memcpy(req->body + req->body_bytes, upload_data, n);
+			req->body[req->body_bytes + n] = '\0';
+		}
+		req->body_bytes += n;
 		*upload_data_size = 0;
 		if (req->body_bytes > HTTP_MAX_DRAIN)
 			return MHD_NO;
@@ -357,22 +502,29 @@ http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	HttpServer *srv = cls;
 	HttpRequest *req = *req_cls;
 	struct timespec now;
+	double		seconds;
 
 	(void) conn;
 	if (req == NULL)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
+	seconds = (double) (now.tv_sec - req->started.tv_sec) +
+		(double) (now.tv_nsec - req->started.tv_nsec) / 1e9;
+	metrics_request(srv->ctx.metrics, req->route[0] != '\0' ? req->route : NULL,
+					req->status, seconds);
 	accesslog_request(&(AccessLogRequest) {
 		.method = req->method,
 			.path = req->path,
+			.route = req->route[0] != '\0' ? req->route : NULL,
+			.user_id = req->user_id[0] != '\0' ? req->user_id : NULL,
 			.status = req->status,
-			.duration_ms = (double) (now.tv_sec - req->started.tv_sec) * 1e3 +
-			(double) (now.tv_nsec - req->started.tv_nsec) / 1e6,
+			.duration_ms = seconds * 1e3,
 			.bytes = req->bytes,
 			.request_id = req->request_id,
 			.remote = req->remote[0] != '\0' ? req->remote : NULL,
 			.aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
 	});
+	free(req->body);
 	free(req);
 	*req_cls = NULL;
 	atomic_fetch_sub(&srv->in_flight, 1);

@@ -10,6 +10,9 @@
 
 #include "config.h"
 #include "db.h"
+#include "jwt.h"
+#include "metrics.h"
+#include "routes.h"
 
 typedef struct HttpServer HttpServer;
 typedef struct HttpRequest HttpRequest;
@@ -19,6 +22,9 @@ typedef struct HttpContext
 {
 	const Config *config;
 	DbPool	   *pool;
+	Routes	   *routes;			/* the API route table and its loader */
+	const JwtVerifier *verifier;	/* NULL: no key configured, tokens refused */
+	Metrics    *metrics;
 } HttpContext;
 
 /* An extra response header; both strings are copied by http_reply. */
@@ -77,5 +83,35 @@ extern int	http_reply(HttpRequest *req, unsigned int status,
 
 /* http_request_id returns req's X-Request-Id, valid until the request ends. */
 extern const char *http_request_id(const HttpRequest *req);
+
+/*
+ * Accessors for the request handlers (api.c); every string is valid until
+ * the request ends and belongs to the request.
+ */
+extern const char *http_method(const HttpRequest *req);
+extern const char *http_path(const HttpRequest *req);	/* decoded, no query */
+extern const char *http_remote(const HttpRequest *req); /* "" when unknown */
+/* http_header returns the request header name (case-insensitive) or NULL. */
+extern const char *http_header(HttpRequest *req, const char *name);
+/* http_body returns the request body (NULL when none) and its length. */
+extern const char *http_body(const HttpRequest *req, size_t *len);
+
+/*
+ * http_query_foreach calls cb for every query parameter, in order, with the
+ * key and value as decoded by libmicrohttpd (value NULL without '='); stops
+ * at the first non-zero return of cb and returns it (0 when all passed).
+ */
+extern int	http_query_foreach(HttpRequest *req,
+							   int (*cb) (void *arg, const char *key, const char *value),
+							   void *arg);
+
+/* http_set_route records the route label for the access log and metrics (copied). */
+extern void http_set_route(HttpRequest *req, const char *label);
+
+/* http_set_user records the authenticated user id for the access log (copied). */
+extern void http_set_user(HttpRequest *req, const char *user_id);
+
+/* http_cors_origin returns the request's Origin when it is allowed, else NULL. */
+extern const char *http_cors_origin(const HttpRequest *req);
 
 #endif							/* HTTP_H */

@@ -10,18 +10,28 @@
  *
  * Exit status: 0 after a clean shutdown, 2 for a bad setting (including a
  * listen address that cannot be bound), 1 for any other start-up failure.
+ *
+ * `iam-gateway token --sub UUID --org UUID [--sid UUID] [--ttl S]` prints an
+ * access token signed with the configured key instead (for service
+ * accounts, and for the end-to-end tests).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "accesslog.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
+#include "jwt.h"
+#include "metrics.h"
+#include "routes.h"
 
 #define EXIT_CONFIG		2
 
@@ -63,8 +73,180 @@ drain(HttpServer *srv, const sigset_t *stop, int timeout_s)
 	}
 }
 
+static JwtAlg
+jwt_alg_of(ConfigJwtAlg alg)
+{
+	return alg == CONFIG_JWT_HS256 ? JWT_HS256 : alg == CONFIG_JWT_RS256 ? JWT_RS256 : JWT_ES256;
+}
+
+/* signing_key describes the IAM_JWT_KEY_FILE key as a JwtKey (borrowed from cfg). */
+static JwtKey
+signing_key(const Config *cfg)
+{
+	return (JwtKey) {
+		.kid = cfg->jwt_kid,.pkey = cfg->jwt_pkey,
+			.secret = cfg->jwt_secret,.secret_len = cfg->jwt_secret_len,
+	};
+}
+
+/*
+ * verifier_create builds the token verifier from the signing key and
+ * IAM_JWT_VERIFY_KEYS.  Returns NULL (*none set) when no key is configured.
+ */
+static JwtVerifier *
+verifier_create(const Config *cfg, bool *none)
+{
+	JwtKey		keys[1 + 64];
+	size_t		n = 0;
+
+	*none = false;
+	if (cfg->jwt_key_file != NULL)
+		keys[n++] = signing_key(cfg);
+	for (int i = 0; i < cfg->n_jwt_verify_keys && n < sizeof(keys) / sizeof(keys[0]); i++)
+		keys[n++] = (JwtKey) {
+			.kid = cfg->jwt_verify_keys[i].kid,.pkey = cfg->jwt_verify_keys[i].pkey,
+				.secret = cfg->jwt_verify_keys[i].secret,
+				.secret_len = cfg->jwt_verify_keys[i].secret_len,
+		};
+	if (n == 0)
+	{
+		*none = true;
+		return NULL;
+	}
+	return jwt_verifier_create(jwt_alg_of(cfg->jwt_alg), keys, n, cfg->jwt_issuer,
+							   cfg->jwt_audience, cfg->jwt_leeway);
+}
+
+static bool
+is_uuid_arg(const char *s)
+{
+	return s != NULL && routes_is_uuid(s);
+}
+
+/* random_uuid writes a random (version 4) uuid into out[37]. */
+static int
+random_uuid(char *out)
+{
+	unsigned char b[16];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return -1;
+	b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+			 b[11], b[12], b[13], b[14], b[15]);
+	return 0;
+}
+
+static void
+lower_copy(char *dst, const char *src)
+{
+	for (int i = 0; i < 37; i++)
+		dst[i] = (src[i] >= 'A' && src[i] <= 'F') ? (char) (src[i] - 'A' + 'a') : src[i];
+}
+
+/*
+ * token_main: `iam-gateway token --sub UUID --org UUID [--sid UUID]
+ * [--ttl SECONDS]` prints a signed access token and exits 0; a bad argument
+ * or setting exits 2.
+ */
+static int
+token_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"sub", required_argument, NULL, 's'},
+		{"org", required_argument, NULL, 'o'},
+		{"sid", required_argument, NULL, 'i'},
+		{"ttl", required_argument, NULL, 't'},
+		{NULL, 0, NULL, 0}
+	};
+	const char *sub = NULL;
+	const char *org = NULL;
+	const char *sid = NULL;
+	long		ttl = -1;
+	Config	   *cfg;
+	char	   *err = NULL;
+	JwtClaims	claims;
+	JwtKey		key;
+	char	   *token;
+	unsigned char jti[16];
+	int			c;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1)
+	{
+		char	   *end;
+
+		switch (c)
+		{
+			case 's':
+				sub = optarg;
+				break;
+			case 'o':
+				org = optarg;
+				break;
+			case 'i':
+				sid = optarg;
+				break;
+			case 't':
+				errno = 0;
+				ttl = strtol(optarg, &end, 10);
+				if (errno != 0 || *end != '\0' || ttl < 1 || ttl > 366L * 86400)
+					fail(EXIT_CONFIG, strdup("token: --ttl must be seconds between 1 and 31622400"));
+				break;
+			default:
+				fail(EXIT_CONFIG, strdup("usage: iam-gateway token --sub UUID --org UUID [--sid UUID] [--ttl SECONDS]"));
+		}
+	}
+	if (optind != argc || !is_uuid_arg(sub) || !is_uuid_arg(org) ||
+		(sid != NULL && !is_uuid_arg(sid)))
+		fail(EXIT_CONFIG, strdup("usage: iam-gateway token --sub UUID --org UUID [--sid UUID] [--ttl SECONDS] (UUIDs as 8-4-4-4-12 hex)"));
+	/* signing needs no database: a placeholder keeps config_load content */
+	{
+		size_t		n = 0;
+		const char **env;
+
+		while (environ[n] != NULL)
+			n++;
+		if ((env = calloc(n + 2, sizeof(char *))) == NULL)
+			fail(1, NULL);
+		memcpy(env, environ, n * sizeof(char *));
+		env[n] = "IAM_DATABASE_URL=postgresql://";	/* getenv order: first wins */
+		cfg = config_load(env, &err);
+		free(env);
+	}
+	if (cfg == NULL)
+		fail(EXIT_CONFIG, err);
+	if (cfg->jwt_key_file == NULL)
+	{
+		config_free(cfg);
+		fail(EXIT_CONFIG, strdup("IAM_JWT_KEY_FILE: not set; a token needs the signing key"));
+	}
+	memset(&claims, 0, sizeof(claims));
+	lower_copy(claims.sub, sub);
+	lower_copy(claims.org, org);
+	if (sid != NULL)
+		lower_copy(claims.sid, sid);
+	else if (random_uuid(claims.sid) != 0)
+		fail(1, strdup("token: RAND_bytes failed"));
+	if (RAND_bytes(jti, sizeof(jti)) != 1)
+		fail(1, strdup("token: RAND_bytes failed"));
+	for (size_t i = 0; i < sizeof(jti); i++)
+		snprintf(claims.jti + 2 * i, 3, "%02x", jti[i]);
+	claims.iat = (long long) time(NULL);
+	claims.exp = claims.iat + (ttl > 0 ? ttl : cfg->access_ttl);
+	key = signing_key(cfg);
+	token = jwt_sign(jwt_alg_of(cfg->jwt_alg), &key, cfg->jwt_issuer, cfg->jwt_audience, &claims);
+	config_free(cfg);
+	if (token == NULL)
+		fail(1, strdup("token: signing failed"));
+	printf("%s\n", token);
+	free(token);
+	return 0;
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	sigset_t	blocked;
 	sigset_t	stop;
@@ -72,11 +254,20 @@ main(void)
 	DbPool	   *pool;
 	HttpServer *srv;
 	HttpContext ctx;
+	JwtVerifier *verifier;
+	Metrics    *metrics;
+	Routes	   *routes;
+	bool		no_key;
 	char	   *err = NULL;
 	char		num[3][16];
 	int			fd;
 	int			sig;
 	int			left;
+
+	if (argc > 1 && strcmp(argv[1], "token") == 0)
+		return token_main(argc - 1, argv + 1);
+	if (argc > 1)
+		fail(EXIT_CONFIG, strdup("usage: iam-gateway [token --sub UUID --org UUID [--sid UUID] [--ttl SECONDS]]"));
 
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
@@ -90,10 +281,22 @@ main(void)
 		fail(EXIT_CONFIG, err);
 	if ((fd = http_listen(cfg, &err)) < 0)
 		fail(EXIT_CONFIG, err);
+	verifier = verifier_create(cfg, &no_key);
+	if (verifier == NULL && !no_key)
+		fail(EXIT_CONFIG, strdup("IAM_JWT_KEY_FILE: the keys cannot form a verifier (check IAM_JWT_VERIFY_KEYS and IAM_JWT_LEEWAY)"));
+	if (no_key)
+		accesslog_event("warn", "no IAM_JWT_KEY_FILE: every bearer token is refused", NULL);
 	if ((pool = db_pool_create(cfg->database_url, cfg->db_pool_size)) == NULL)
 		fail(1, strdup("cannot create the database pool (out of memory, or libpq without thread safety)"));
+	if ((metrics = metrics_create()) == NULL)
+		fail(1, NULL);
+	if ((routes = routes_start(cfg->database_url)) == NULL)
+		fail(1, strdup("cannot start the routes loader"));
 	ctx.config = cfg;
 	ctx.pool = pool;
+	ctx.routes = routes;
+	ctx.verifier = verifier;
+	ctx.metrics = metrics;
 	if ((srv = http_start(fd, &ctx, &err)) == NULL)
 		fail(1, err);
 
@@ -120,7 +323,10 @@ main(void)
 						"in_flight", num[2], NULL);
 	}
 	http_stop(srv);
+	routes_stop(routes);
 	db_pool_destroy(pool);
+	metrics_free(metrics);
+	jwt_verifier_free(verifier);
 	config_free(cfg);
 	accesslog_event("info", "stopped", NULL);
 	return 0;

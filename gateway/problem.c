@@ -42,6 +42,8 @@ problem_reason(unsigned int status)
 			return "Content Too Large";
 		case 414:
 			return "URI Too Long";
+		case 415:
+			return "Unsupported Media Type";
 		case 422:
 			return "Unprocessable Content";
 		case 429:
@@ -120,7 +122,7 @@ problem_body(const Problem *p, const char *request_id)
 int
 problem_reply(HttpRequest *req, const Problem *p)
 {
-	HttpHeader	headers[2];
+	HttpHeader	headers[3];
 	size_t		n = 0;
 	char		retry[16];
 	char	   *body;
@@ -136,6 +138,8 @@ problem_reply(HttpRequest *req, const Problem *p)
 	}
 	if (p->allow != NULL)
 		headers[n++] = (HttpHeader) {"Allow", p->allow};
+	if (p->www_authenticate != NULL)
+		headers[n++] = (HttpHeader) {"WWW-Authenticate", p->www_authenticate};
 	rc = http_reply(req, p->status, "application/problem+json", body,
 					strlen(body), headers, n);
 	free(body);

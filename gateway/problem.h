@@ -20,6 +20,7 @@ typedef struct Problem
 	const char *detail;			/* NULL: the title */
 	int			retry_after;	/* seconds for Retry-After; 0: no header */
 	const char *allow;			/* Allow header for 405; NULL: no header */
+	const char *www_authenticate;	/* WWW-Authenticate for 401; NULL: none */
 } Problem;
 
 /*

@@ -2,7 +2,8 @@
 # deps.sh: make sure every Debian package the build, `make up` and `make test`
 # need is installed.  As root it installs what is missing with apt-get (running
 # `apt-get update` once first); otherwise it prints the exact command and stops.
-# Nothing is fetched from anywhere but the Debian archive.
+# Nothing is fetched from anywhere but the Debian archive (and, for the
+# OpenAPI validator, the npm registry: see openapi_validator.sh).
 set -euo pipefail
 
 packages=(
@@ -16,6 +17,9 @@ packages=(
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl perl
 	curl jq openssl procps
 )
+# the OpenAPI validator of `make test` is an npm package; a Node.js that is
+# already installed (Debian's or another) is used as it is
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,7 +5,8 @@
 #   regress    pg_regress: sql/ against expected/
 #   pgtap      pg_prove: regress/tap/*.sql
 #   unit       gateway unit tests under AddressSanitizer + UBSan
-#   e2e        regress/e2e/*.t: the real gateway (ASan build) over HTTP
+#   e2e        regress/e2e/*.t: the real gateway (ASan build) over HTTP,
+#              its /openapi.json checked by scripts/openapi_validator.sh
 #   concurrency regress/concurrency/*.sh: concurrent writers (pgbench)
 # Ends with one line "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
@@ -63,6 +64,8 @@ summary() {
 
 stage build make -s
 stage build-asan make -s -C gateway iam-gateway-asan
+# the OpenAPI 3.1 validator (npm, cached under .cache/) the e2e tests use
+stage openapi-validator scripts/openapi_validator.sh --install
 if [ "$(id -u)" -eq 0 ]; then
 	stage install make -s install
 else

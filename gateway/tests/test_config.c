@@ -405,6 +405,108 @@ test_jwt(void)
 	unlink(garbage);
 }
 
+/* test_issue5 covers the settings of the REST core: leeway, kid, extra
+ * verification keys, CORS origins, connection timeout. */
+static void
+test_issue5(void)
+{
+	Config	   *cfg;
+	const char *p256 = tmp_path("v-p256.pem");
+	const char *p256b = tmp_path("v-p256b.pem");
+	const char *pub = tmp_path("v-pub.pem");
+	const char *rsa = tmp_path("v-rsa.pem");
+	const char *hs = tmp_path("v-hs.key");
+	const char *hs_short = tmp_path("v-hs-short.key");
+	EVP_PKEY   *k = EVP_EC_gen("P-256");
+	FILE	   *f = fopen(pub, "w");
+	char		keys[1024];
+
+	PEM_write_PUBKEY(f, k);
+	fclose(f);
+	EVP_PKEY_free(k);
+	write_pem(p256, EVP_EC_gen("P-256"), NULL);
+	write_pem(p256b, EVP_EC_gen("P-256"), NULL);
+	write_pem(rsa, EVP_RSA_gen(2048), NULL);
+	write_bytes(hs, "0123456789abcdef0123456789abcdef!", 33);
+	write_bytes(hs_short, "short", 5);
+
+	cfg = accepts(ENV(DB), "defaults of the REST settings");
+	if (cfg != NULL)
+		tap_ok(cfg->jwt_leeway == 30 && cfg->jwt_kid == NULL && cfg->n_jwt_verify_keys == 0 &&
+			   cfg->n_cors_origins == 0 && cfg->idle_timeout == 30,
+			   "IAM_JWT_LEEWAY 30, no kid, no extra keys, no CORS, connection timeout 30");
+	config_free(cfg);
+
+	cfg = accepts(ENV(DB, "IAM_JWT_LEEWAY=0", "IAM_CONNECTION_TIMEOUT=7", "IAM_JWT_KID=key-2026.a_1"),
+				  "leeway, connection timeout and kid");
+	if (cfg != NULL)
+		tap_ok(cfg->jwt_leeway == 0 && cfg->idle_timeout == 7 && strcmp(cfg->jwt_kid, "key-2026.a_1") == 0,
+			   "values kept");
+	config_free(cfg);
+	cfg = accepts(ENV(DB, "IAM_IDLE_TIMEOUT=9"), "IAM_IDLE_TIMEOUT still works");
+	if (cfg != NULL)
+		tap_ok(cfg->idle_timeout == 9, "IAM_IDLE_TIMEOUT is the fallback of IAM_CONNECTION_TIMEOUT");
+	config_free(cfg);
+	rejects("IAM_JWT_LEEWAY", ENV(DB, "IAM_JWT_LEEWAY=-1"), "negative leeway");
+	rejects("IAM_JWT_LEEWAY", ENV(DB, "IAM_JWT_LEEWAY=3601"), "leeway over an hour");
+	rejects("IAM_CONNECTION_TIMEOUT", ENV(DB, "IAM_CONNECTION_TIMEOUT=0"), "zero timeout");
+	rejects("IAM_JWT_KID", ENV(DB, "IAM_JWT_KID=has space"), "space in kid");
+	rejects("IAM_JWT_KID", ENV(DB, "IAM_JWT_KID=\"quoted\""), "quote in kid");
+
+	snprintf(keys, sizeof(keys), "old=%s, new=%s", pub, p256b);
+	cfg = accepts(ENV(DB, env_kv("IAM_JWT_KEY_FILE", p256), env_kv("IAM_JWT_VERIFY_KEYS", keys)),
+				  "two ES256 verification keys (a public key and a private one)");
+	if (cfg != NULL)
+		tap_ok(cfg->n_jwt_verify_keys == 2 && strcmp(cfg->jwt_verify_keys[0].kid, "old") == 0 &&
+			   strcmp(cfg->jwt_verify_keys[1].kid, "new") == 0 &&
+			   cfg->jwt_verify_keys[0].pkey != NULL && cfg->jwt_verify_keys[1].pkey != NULL,
+			   "kids and keys kept in order");
+	config_free(cfg);
+	snprintf(keys, sizeof(keys), "old=%s", hs);
+	cfg = accepts(ENV(DB, "IAM_JWT_ALG=HS256", env_kv("IAM_JWT_VERIFY_KEYS", keys)),
+				  "an HS256 verification secret");
+	if (cfg != NULL)
+		tap_ok(cfg->n_jwt_verify_keys == 1 && cfg->jwt_verify_keys[0].secret_len == 33,
+			   "the secret is read raw");
+	config_free(cfg);
+	snprintf(keys, sizeof(keys), "old=%s", hs_short);
+	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, "IAM_JWT_ALG=HS256", env_kv("IAM_JWT_VERIFY_KEYS", keys)),
+			"a short HS256 secret");
+	snprintf(keys, sizeof(keys), "old=%s", rsa);
+	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, env_kv("IAM_JWT_VERIFY_KEYS", keys)), "an RSA key for ES256");
+	snprintf(keys, sizeof(keys), "a=%s,a=%s", pub, p256b);
+	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, env_kv("IAM_JWT_VERIFY_KEYS", keys)), "a kid used twice");
+	snprintf(keys, sizeof(keys), "cur=%s", pub);
+	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, "IAM_JWT_KID=cur", env_kv("IAM_JWT_VERIFY_KEYS", keys)),
+			"a kid equal to IAM_JWT_KID");
+	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, env_kv("IAM_JWT_VERIFY_KEYS", pub)), "no kid=");
+	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, "IAM_JWT_VERIFY_KEYS=k=/nonexistent.pem"), "a missing file");
+	snprintf(keys, sizeof(keys), "k=%s", hs);
+	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, env_kv("IAM_JWT_VERIFY_KEYS", keys)), "not a PEM key");
+
+	cfg = accepts(ENV(DB, "IAM_CORS_ORIGINS=https://admin.example.com, http://localhost:3000,http://[::1]:8081"),
+				  "three CORS origins");
+	if (cfg != NULL)
+		tap_ok(cfg->n_cors_origins == 3 && strcmp(cfg->cors_origins[0], "https://admin.example.com") == 0 &&
+			   strcmp(cfg->cors_origins[1], "http://localhost:3000") == 0 &&
+			   strcmp(cfg->cors_origins[2], "http://[::1]:8081") == 0, "origins kept, trimmed");
+	config_free(cfg);
+	rejects("IAM_CORS_ORIGINS", ENV(DB, "IAM_CORS_ORIGINS=*"), "a wildcard");
+	rejects("IAM_CORS_ORIGINS", ENV(DB, "IAM_CORS_ORIGINS=https://a.example.com/"), "a trailing slash");
+	rejects("IAM_CORS_ORIGINS", ENV(DB, "IAM_CORS_ORIGINS=admin.example.com"), "no scheme");
+	rejects("IAM_CORS_ORIGINS", ENV(DB, "IAM_CORS_ORIGINS=https://a.example.com,,https://b.example.com"),
+			"an empty entry");
+	rejects("IAM_CORS_ORIGINS", ENV(DB, "IAM_CORS_ORIGINS=ftp://a.example.com"), "another scheme");
+	rejects("IAM_CORS_ORIGINS", ENV(DB, "IAM_CORS_ORIGINS=https://a.example.com:123456"), "a bad port");
+
+	unlink(p256);
+	unlink(p256b);
+	unlink(pub);
+	unlink(rsa);
+	unlink(hs);
+	unlink(hs_short);
+}
+
 int
 main(void)
 {
@@ -419,6 +521,7 @@ main(void)
 	test_redis();
 	test_listen();
 	test_jwt();
+	test_issue5();
 	rmdir(tmpdir);
 	return tap_done();
 }

@@ -10,7 +10,8 @@ trap 'gateway_stop >/dev/null 2>&1; rm -rf "$E2E_TMP"' EXIT
 
 _tap_n=0
 _tap_failed=0
-plan() { echo "1..$1"; }
+_tap_planned=0
+plan() { echo "1..$1"; _tap_planned=1; }
 ok() {		# ok COND-EXIT-STATUS NAME
 	_tap_n=$((_tap_n + 1))
 	if [ "$1" -eq 0 ]; then
@@ -35,7 +36,11 @@ unlike() {	# unlike GOT REGEX NAME
 	! [[ "$1" =~ $2 ]]
 	ok $? "$3"
 }
-done_testing() { exit $((_tap_failed > 0)); }
+# done_testing: print the plan when none was given up front, and exit.
+done_testing() {
+	[ "$_tap_planned" -eq 1 ] || echo "1..$_tap_n"
+	exit $((_tap_failed > 0))
+}
 
 # request METHOD PATH [curl args...]: sets STATUS, BODY and HEADERS.
 request() {
@@ -96,4 +101,71 @@ poll_status() {
 		sleep 0.2
 	done
 	return 1
+}
+
+# ---- the REST API (api_*.t) ----
+
+# sql QUERY: run QUERY as superuser in database iam; unaligned tuples only.
+sql() { pg_psql "$IAM_TEST_DIR" "$IAM_TEST_PG_PORT" -d iam -tA -c "$1"; }
+
+# api_fixtures: two organisations, A and B, each with an admin and a
+# member, under fresh names (the suites share one database).  Sets ORG_A,
+# ORG_B, ADMIN_A, MEMBER_A, ADMIN_B, MEMBER_B and SUFFIX.
+api_fixtures() {
+	SUFFIX=$(openssl rand -hex 4)
+	ORG_A=$(sql "SELECT iam.create_organization('Org A $SUFFIX', 'a-$SUFFIX')")
+	ORG_B=$(sql "SELECT iam.create_organization('Org B $SUFFIX', 'b-$SUFFIX')")
+	ADMIN_A=$(sql "SELECT iam.create_user('$ORG_A', 'admin-$SUFFIX@a.example', 'Admin A', 'admin', NULL)")
+	MEMBER_A=$(sql "SELECT iam.create_user('$ORG_A', 'member-$SUFFIX@a.example', 'Member A', 'member', NULL)")
+	ADMIN_B=$(sql "SELECT iam.create_user('$ORG_B', 'admin-$SUFFIX@b.example', 'Admin B', 'admin', NULL)")
+	MEMBER_B=$(sql "SELECT iam.create_user('$ORG_B', 'secret-$SUFFIX@b.example', 'Bea Secret', 'member', NULL)")
+}
+
+# api_gateway_start [VAR=value...]: an ES256 key in $JWT_KEY and a gateway
+# that verifies with it.
+api_gateway_start() {
+	JWT_KEY=$E2E_TMP/jwt-es256.pem
+	[ -s "$JWT_KEY" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$JWT_KEY" 2>/dev/null
+	gateway_start IAM_JWT_KEY_FILE="$JWT_KEY" "$@"
+}
+
+# mint SUB ORG: an access token from `iam-gateway token` with $JWT_KEY.
+mint() { env -i PATH="$PATH" IAM_JWT_KEY_FILE="$JWT_KEY" "$IAM_TEST_GATEWAY" token --sub "$1" --org "$2"; }
+
+# api METHOD PATH TOKEN [curl args...]: a request under /api/v1 with a bearer
+# token (none when TOKEN is "-"); sets STATUS, BODY and HEADERS.
+api() {
+	local method=$1 path=$2 token=$3
+	shift 3
+	if [ "$token" = - ]; then
+		request "$method" "/api/v1$path" "$@"
+	else
+		request "$method" "/api/v1$path" -H "Authorization: Bearer $token" "$@"
+	fi
+}
+
+# api_json METHOD PATH TOKEN BODY [curl args...]: the same with a JSON body.
+api_json() {
+	local method=$1 path=$2 token=$3 body=$4
+	shift 4
+	api "$method" "$path" "$token" -H 'Content-Type: application/json' --data-binary "$body" "$@"
+}
+
+# jqr FILTER: jq -r on the last response body ("" when it is not JSON).
+jqr() { jq -r "$1" <<<"$BODY" 2>/dev/null; }
+
+# is_problem STATUS CODE NAME: the last response is a problem+json of STATUS
+# whose code is CODE (a regex), with no SQL or internal names in it.
+is_problem() {
+	local want=$1 code=$2 name=$3
+	[ "$STATUS" = "$want" ] &&
+		[[ "$(header Content-Type)" == application/problem+json* ]] &&
+		[ "$(jqr .status)" = "$want" ] &&
+		[[ "$(jqr .code)" =~ ^($code)$ ]] &&
+		[ "$(jqr .request_id)" = "$(header X-Request-Id)" ] &&
+		! [[ "$BODY" =~ (SELECT|INSERT|UPDATE|DELETE|syntax|relation|constraint|iam\.|pg_|CONTEXT|PL/pgSQL|violates) ]]
+	ok $? "$name"
+	if [ "$STATUS" != "$want" ] || ! [[ "$(jqr .code)" =~ ^($code)$ ]]; then
+		echo "#   got: $STATUS $BODY"
+	fi
 }
