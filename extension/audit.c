@@ -6,14 +6,15 @@
  *		- iam.audit_capture(entity_type, entity_id_column, org_id_column,
  *		  insert_verb, update_verb, delete_verb): row-level AFTER trigger on
  *		  every table holding admin data.  It appends one unsealed audit row
- *		  per changed row: action entity_type.verb, changes holding only the
+ *		  per changed row to iam.audit_inbox (a child of iam.audit_logs
+ *		  without indexes, which the sealer empties into iam.audit_logs): action entity_type.verb, changes holding only the
  *		  columns that changed as {"column": {"old": ..., "new": ...}}, and
  *		  the request context (iam.user_id, iam.request_id, iam.ip,
  *		  iam.user_agent) plus the database role.  Secret columns appear as
  *		  "[redacted]"; an UPDATE that changes nothing appends nothing.
- *		- iam.audit_guard(): BEFORE trigger on iam.audit_logs that refuses
- *		  (42501) every INSERT, UPDATE, DELETE and TRUNCATE except those made
- *		  by the extension's own code paths, which announce themselves with
+ *		- iam.audit_guard(): BEFORE trigger on iam.audit_logs and
+ *		  iam.audit_inbox that refuses (42501) every INSERT, UPDATE, DELETE
+ *		  and TRUNCATE except those made by the extension's own code paths, which announce themselves with
  *		  audit_set_write_mode() for the duration of one SPI call.  The mode
  *		  is backend-local C state: SQL cannot set it.
  *		- iam.audit_append(...): the same append path for events that are not
@@ -270,9 +271,12 @@ context_value(const char *name, char *null)
 }
 
 /*
- * audit_append_row inserts one unsealed row into iam.audit_logs, with the
+ * audit_append_row inserts one unsealed row into iam.audit_inbox, with the
  * request context of the current transaction, as the trail's owner and under
- * AUDIT_WRITE_APPEND.  org_id and entity_id may be NULL, changes too.
+ * AUDIT_WRITE_APPEND.  org_id and entity_id may be NULL, changes too.  While
+ * the extension is still at 0.3 (this library installed, ALTER EXTENSION
+ * UPDATE not run yet) there is no inbox: the row goes to iam.audit_logs, as
+ * 0.3 did, and the sealer seals it in place.
  */
 static void
 audit_append_row(const char *action, const char *entity_type, Datum entity_id,
@@ -302,11 +306,14 @@ audit_append_row(const char *action, const char *entity_type, Datum entity_id,
 		 * transaction then keep the order of the changes, in listings and in
 		 * the chain, which the sealer builds in created_at order.
 		 */
-		plan = SPI_prepare("INSERT INTO iam.audit_logs (user_id, org_id, action, entity_type, "
-						   "entity_id, changes, ip_address, user_agent, request_id, db_role, "
-						   "created_at) "
-						   "VALUES ($1::pg_catalog.uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-						   "pg_catalog.clock_timestamp())",
+		bool		has_inbox = OidIsValid(get_relname_relid("audit_inbox", get_namespace_oid("iam", false)));
+
+		plan = SPI_prepare(psprintf("INSERT INTO iam.%s (user_id, org_id, action, entity_type, "
+									"entity_id, changes, ip_address, user_agent, request_id, db_role, "
+									"created_at) "
+									"VALUES ($1::pg_catalog.uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+									"pg_catalog.clock_timestamp())",
+									has_inbox ? "audit_inbox" : "audit_logs"),
 						   AUDIT_NARGS, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -478,16 +485,67 @@ iam_audit_append(PG_FUNCTION_ARGS)
 }
 
 /*
+ * tuple_is_sealed says whether a row of the trail has a seq.
+ */
+static bool
+tuple_is_sealed(HeapTuple tuple, TupleDesc desc)
+{
+	bool		isnull;
+
+	(void) heap_getattr(tuple, SPI_fnumber(desc, "seq"), desc, &isnull);
+	return !isnull;
+}
+
+/*
+ * audit_write_allowed says whether the row write that fired the guard is
+ * the one the current code path announced:
+ *	- APPEND: an unsealed row (into iam.audit_inbox; at 0.3, iam.audit_logs);
+ *	- SEAL: a row leaving the inbox, a sealed row entering iam.audit_logs,
+ *	  or seq and hashes given to a row that 0.3 left unsealed in
+ *	  iam.audit_logs;
+ *	- REDACT: erasure markers written into a row of either table.
+ * TRUNCATE is never allowed.
+ */
+static bool
+audit_write_allowed(TriggerData *trigdata)
+{
+	TriggerEvent event = trigdata->tg_event;
+	TupleDesc	desc = RelationGetDescr(trigdata->tg_relation);
+	bool		inbox = strcmp(RelationGetRelationName(trigdata->tg_relation), "audit_inbox") == 0;
+
+	if (!TRIGGER_FIRED_FOR_ROW(event))
+		return false;
+	switch (audit_write_mode)
+	{
+		case AUDIT_WRITE_APPEND:
+			return TRIGGER_FIRED_BY_INSERT(event) &&
+				!tuple_is_sealed(trigdata->tg_trigtuple, desc);
+		case AUDIT_WRITE_SEAL:
+			if (inbox)
+				return TRIGGER_FIRED_BY_DELETE(event);
+			if (TRIGGER_FIRED_BY_INSERT(event))
+				return tuple_is_sealed(trigdata->tg_trigtuple, desc);
+			return TRIGGER_FIRED_BY_UPDATE(event) &&
+				!tuple_is_sealed(trigdata->tg_trigtuple, desc) &&
+				tuple_is_sealed(trigdata->tg_newtuple, desc);
+		case AUDIT_WRITE_REDACT:
+			return TRIGGER_FIRED_BY_UPDATE(event);
+		case AUDIT_WRITE_NONE:
+			break;
+	}
+	return false;
+}
+
+/*
  * iam.audit_guard(): BEFORE INSERT OR UPDATE OR DELETE ... FOR EACH ROW and
- * BEFORE TRUNCATE ... FOR EACH STATEMENT on iam.audit_logs.  Lets through
- * only the write the extension's current code path announced.
+ * BEFORE TRUNCATE ... FOR EACH STATEMENT on iam.audit_logs and
+ * iam.audit_inbox.  Lets through only the write the extension's current code
+ * path announced.
  */
 Datum
 iam_audit_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TupleDesc	tupdesc;
-	bool		isnull;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -500,39 +558,21 @@ iam_audit_guard(PG_FUNCTION_ARGS)
 				 errmsg("iam.audit_guard() must be fired BEFORE"),
 				 errhint("Recreate the triggers of iam.audit_logs as in the extension's script.")));
 
-	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	if (audit_write_allowed(trigdata))
+		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+							   trigdata->tg_newtuple : trigdata->tg_trigtuple);
 	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
-	{
-		HeapTuple	tuple = trigdata->tg_trigtuple;
-
-		if (audit_write_mode != AUDIT_WRITE_APPEND)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("rows of the audit trail are written only by pg_iam's audit triggers"),
-					 errhint("Change the admin data itself; its audit trigger records the change.")));
-		(void) heap_getattr(tuple, SPI_fnumber(tupdesc, "seq"), tupdesc, &isnull);
-		if (!isnull)
-			elog(ERROR, "an appended audit row must be unsealed");
-		return PointerGetDatum(tuple);
-	}
-	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-	{
-		if (audit_write_mode == AUDIT_WRITE_SEAL)
-		{
-			(void) heap_getattr(trigdata->tg_trigtuple, SPI_fnumber(tupdesc, "seq"), tupdesc, &isnull);
-			if (!isnull)
-				elog(ERROR, "the sealer met a row that is already sealed");
-			return PointerGetDatum(trigdata->tg_newtuple);
-		}
-		if (audit_write_mode == AUDIT_WRITE_REDACT)
-			return PointerGetDatum(trigdata->tg_newtuple);
-	}
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("rows of the audit trail are written only by pg_iam's audit triggers"),
+				 errhint("Change the admin data itself; its audit trigger records the change.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("the audit trail is append-only"),
-			 errdetail("%s on iam.audit_logs is refused for every role, its owner included.",
+			 errdetail("%s on %s is refused for every role, its owner included.",
 					   TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "UPDATE" :
-					   TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? "DELETE" : "TRUNCATE"),
+					   TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? "DELETE" : "TRUNCATE",
+					   quote_qualified_identifier("iam", RelationGetRelationName(trigdata->tg_relation))),
 			 errhint("Personal data is erased with iam.erase_user(), which keeps the chain verifiable.")));
 	return PointerGetDatum(NULL);	/* not reached */
 }

@@ -2,7 +2,7 @@
  *
  * audit.h
  *		The audit trail's write gate: which of the extension's own code paths
- *		is writing to iam.audit_logs at the moment (audit.c refuses every
+ *		is writing to the trail (iam.audit_logs, iam.audit_inbox) at the moment (audit.c refuses every
  *		other write), and the append path shared by the capture trigger and
  *		iam.audit_append().
  *
@@ -18,8 +18,9 @@
 typedef enum AuditWriteMode
 {
 	AUDIT_WRITE_NONE = 0,		/* every write refused */
-	AUDIT_WRITE_APPEND,			/* audit.c: a new, unsealed row */
-	AUDIT_WRITE_SEAL,			/* audit_chain.c: seq and hashes of unsealed rows */
+	AUDIT_WRITE_APPEND,			/* audit.c: a new, unsealed row in the inbox */
+	AUDIT_WRITE_SEAL,			/* audit_chain.c: rows moved out of the inbox
+								 * with seq and hashes (or sealed in place) */
 	AUDIT_WRITE_REDACT			/* audit_chain.c: erasure markers in changes */
 } AuditWriteMode;
 

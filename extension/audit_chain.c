@@ -7,12 +7,15 @@
  *		verification (iam.audit_verify) and the erasure of personal data
  *		inside sealed rows (iam.audit_erase_entity) without breaking it.
  *
- *		Writers only append unsealed rows (seq, prev_hash, row_hash NULL) and
- *		never wait for one another.  Sealing takes a transaction-level
- *		advisory lock (AUDIT_SEAL_LOCK), so one sealer at a time reads the
- *		committed unsealed rows, in created_at, id order, and gives each the
- *		next seq of its organisation's chain, prev_hash = the row_hash of the
- *		chain's head and row_hash as below.  Each statement of the sealer
+ *		Writers only append unsealed rows (seq, prev_hash, row_hash NULL) to
+ *		iam.audit_inbox, a child of iam.audit_logs without indexes, and never
+ *		wait for one another.  Sealing takes a transaction-level advisory
+ *		lock (AUDIT_SEAL_LOCK), so one sealer at a time reads the committed
+ *		unsealed rows, in created_at, id order, and gives each the next seq
+ *		of its organisation's chain, prev_hash = the row_hash of the chain's
+ *		head and row_hash as below; it moves inbox rows into iam.audit_logs
+ *		proper with those values (rows that version 0.3 appended to
+ *		iam.audit_logs itself are updated in place).  Each statement of the sealer
  *		runs on a fresh READ COMMITTED snapshot taken after the lock, so it
  *		sees the heads the previous sealer committed: no fork, gap or
  *		duplicate seq (the unique index on (org_id, seq) is the backstop).
@@ -107,20 +110,21 @@ static const char *const personal_columns[] = {
 enum
 {
 	COL_ID = 1, COL_ORG, COL_SEQ, COL_CREATED, COL_USER, COL_ACTION, COL_ENTITY_TYPE,
-	COL_ENTITY_ID, COL_CHANGES, COL_IP, COL_UA, COL_REQUEST, COL_ROLE, COL_PREV, COL_HASH
+	COL_ENTITY_ID, COL_CHANGES, COL_IP, COL_UA, COL_REQUEST, COL_ROLE, COL_PREV, COL_HASH,
+	COL_IN_INBOX				/* the sealer's query adds it */
 };
 
-/* one row of ROW_COLUMNS, deformed once */
+/* one row of ROW_COLUMNS (plus COL_IN_INBOX), deformed once */
 typedef struct RowView
 {
-	Datum		values[COL_HASH];
-	bool		nulls[COL_HASH];
+	Datum		values[COL_IN_INBOX];
+	bool		nulls[COL_IN_INBOX];
 } RowView;
 
 static void
 row_view(RowView *r, HeapTuple tuple, TupleDesc desc)
 {
-	Assert(desc->natts == COL_HASH);
+	Assert(desc->natts == COL_HASH || desc->natts == COL_IN_INBOX);
 	heap_deform_tuple(tuple, desc, r->values, r->nulls);
 }
 
@@ -454,10 +458,10 @@ load_head(ChainHead *head)
 	if (head_plan == NULL)
 	{
 		Oid			argtypes[1] = {UUIDOID};
-		SPIPlanPtr	p1 = SPI_prepare("SELECT seq, row_hash FROM iam.audit_logs "
+		SPIPlanPtr	p1 = SPI_prepare("SELECT seq, row_hash FROM ONLY iam.audit_logs "
 									 "WHERE org_id = $1 AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
 									 1, argtypes);
-		SPIPlanPtr	p2 = SPI_prepare("SELECT seq, row_hash FROM iam.audit_logs "
+		SPIPlanPtr	p2 = SPI_prepare("SELECT seq, row_hash FROM ONLY iam.audit_logs "
 									 "WHERE org_id IS NULL AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
 									 0, NULL);
 
@@ -505,38 +509,60 @@ make_bytea(const uint8 *data, int len)
 	return b;
 }
 
-/*
- * seal_batch seals up to SEAL_BATCH unsealed rows; returns how many.
- */
-static int64
-seal_batch(HTAB *heads)
+/* the chain values the sealer gives to a set of rows, as array arguments */
+typedef struct SealSet
 {
-	SPITupleTable *tuptable;
-	uint64		n;
-	Datum	   *ids,
-			   *seqs,
-			   *prevs,
-			   *hashes;
+	int			n;
+	Datum	   *ids;
+	Datum	   *seqs;
+	Datum	   *prevs;
+	Datum	   *hashes;
+} SealSet;
+
+static void
+seal_set_init(SealSet *set, uint64 capacity)
+{
+	set->n = 0;
+	set->ids = palloc(sizeof(Datum) * capacity);
+	set->seqs = palloc(sizeof(Datum) * capacity);
+	set->prevs = palloc(sizeof(Datum) * capacity);
+	set->hashes = palloc(sizeof(Datum) * capacity);
+}
+
+/* seal_set_write runs sql with the set as $1..$4; it must write every row */
+static void
+seal_set_write(const SealSet *set, const char *sql, int expected_rc)
+{
 	Datum		args[4];
 	Oid			argtypes[4] = {UUIDARRAYOID, INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
 	int			rc;
-	char		sql[512];
 
-	snprintf(sql, sizeof(sql),
-			 "SELECT " ROW_COLUMNS " FROM iam.audit_logs WHERE seq IS NULL "
-			 "ORDER BY created_at, id LIMIT %d", SEAL_BATCH);
-	rc = SPI_execute(sql, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "reading unsealed audit rows failed: %s", SPI_result_code_string(rc));
-	tuptable = SPI_tuptable;
-	n = SPI_processed;
-	if (n == 0)
-		return 0;
+	if (set->n == 0)
+		return;
+	args[0] = PointerGetDatum(construct_array(set->ids, set->n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	args[1] = PointerGetDatum(construct_array(set->seqs, set->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(set->prevs, set->n, BYTEAOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(set->hashes, set->n, BYTEAOID, -1, false, TYPALIGN_INT));
+	rc = SPI_execute_with_args(sql, 4, argtypes, args, NULL, false, 0);
+	if (rc != expected_rc || SPI_processed != (uint64) set->n)
+		elog(ERROR, "sealing audit rows failed: %s, " UINT64_FORMAT " of %d rows",
+			 SPI_result_code_string(rc), SPI_processed, set->n);
+}
 
-	ids = palloc(sizeof(Datum) * n);
-	seqs = palloc(sizeof(Datum) * n);
-	prevs = palloc(sizeof(Datum) * n);
-	hashes = palloc(sizeof(Datum) * n);
+/*
+ * seal_batch seals one batch of unsealed rows fetched from the sealer's
+ * cursor.  Rows of the inbox move into iam.audit_logs in one statement, in
+ * seq order so that the heap follows the chain (which keeps verification
+ * sequential).
+ */
+static void
+seal_batch(HTAB *heads, SPITupleTable *tuptable, uint64 n)
+{
+	SealSet		moved,
+				in_place;
+
+	seal_set_init(&moved, n);
+	seal_set_init(&in_place, n);
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	tuple = tuptable->vals[i];
@@ -548,9 +574,11 @@ seal_batch(HTAB *heads)
 		uint8		hash[HASH_LEN];
 		char	   *problem;
 		RowView		rv;
+		SealSet    *set;
 
 		memset(&key, 0, sizeof(key));
-		org = SPI_getbinval(tuple, tuptable->tupdesc, COL_ORG, &isnull);
+		row_view(&rv, tuple, tuptable->tupdesc);
+		org = row_get(&rv, COL_ORG, &isnull);
 		key.is_null = isnull;
 		if (!isnull)
 			memcpy(&key.org_id, DatumGetUUIDP(org), sizeof(pg_uuid_t));
@@ -558,29 +586,34 @@ seal_batch(HTAB *heads)
 		if (!found)
 			load_head(head);
 
-		row_view(&rv, tuple, tuptable->tupdesc);
 		row_hash(&rv, head->seq + 1, head->hash, hash, &problem);
-		ids[i] = SPI_getbinval(tuple, tuptable->tupdesc, COL_ID, &isnull);
-		seqs[i] = Int64GetDatum(head->seq + 1);
-		prevs[i] = PointerGetDatum(make_bytea(head->hash, HASH_LEN));
-		hashes[i] = PointerGetDatum(make_bytea(hash, HASH_LEN));
+		set = DatumGetBool(row_get(&rv, COL_IN_INBOX, &isnull)) ? &moved : &in_place;
+		set->ids[set->n] = row_get(&rv, COL_ID, &isnull);
+		set->seqs[set->n] = Int64GetDatum(head->seq + 1);
+		set->prevs[set->n] = PointerGetDatum(make_bytea(head->hash, HASH_LEN));
+		set->hashes[set->n] = PointerGetDatum(make_bytea(hash, HASH_LEN));
+		set->n++;
 		head->seq++;
 		memcpy(head->hash, hash, HASH_LEN);
 	}
 
-	args[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-	args[1] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_array(prevs, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	rc = SPI_execute_with_args("UPDATE iam.audit_logs a SET seq = v.seq, prev_hash = v.prev_hash, "
-							   "row_hash = v.row_hash "
-							   "FROM unnest($1, $2, $3, $4) AS v (id, seq, prev_hash, row_hash) "
-							   "WHERE a.id = v.id AND a.seq IS NULL",
-							   4, argtypes, args, NULL, false, 0);
-	if (rc != SPI_OK_UPDATE || SPI_processed != n)
-		elog(ERROR, "sealing audit rows failed: %s, " UINT64_FORMAT " of " UINT64_FORMAT " rows",
-			 SPI_result_code_string(rc), SPI_processed, n);
-	return (int64) n;
+	seal_set_write(&moved,
+				   "WITH v AS (SELECT * FROM unnest($1, $2, $3, $4) AS v (id, seq, prev_hash, row_hash)), "
+				   "moved AS (DELETE FROM iam.audit_inbox i USING v WHERE i.id = v.id "
+				   "RETURNING i.id, i.user_id, i.org_id, i.action, i.entity_type, i.entity_id, "
+				   "i.changes, i.ip_address, i.user_agent, i.created_at, i.request_id, i.db_role, "
+				   "v.seq, v.prev_hash, v.row_hash) "
+				   "INSERT INTO iam.audit_logs (id, user_id, org_id, action, entity_type, entity_id, "
+				   "changes, ip_address, user_agent, created_at, request_id, db_role, "
+				   "seq, prev_hash, row_hash) "
+				   "SELECT * FROM moved ORDER BY seq",
+				   SPI_OK_INSERT);
+	seal_set_write(&in_place,
+				   "UPDATE ONLY iam.audit_logs a SET seq = v.seq, prev_hash = v.prev_hash, "
+				   "row_hash = v.row_hash "
+				   "FROM unnest($1, $2, $3, $4) AS v (id, seq, prev_hash, row_hash) "
+				   "WHERE a.id = v.id AND a.seq IS NULL",
+				   SPI_OK_UPDATE);
 }
 
 int64
@@ -608,11 +641,31 @@ audit_chain_seal(void)
 	save_mode = audit_set_write_mode(AUDIT_WRITE_SEAL);
 	PG_TRY();
 	{
+		/*
+		 * One sorted read of everything committed now, fetched in batches:
+		 * a backlog is sorted once, not once per batch.  Rows committed
+		 * after the cursor's snapshot wait for the next pass.
+		 */
+		Portal		portal = SPI_cursor_open_with_args(NULL,
+													   "SELECT " ROW_COLUMNS ", "
+													   "tableoid <> 'iam.audit_logs'::pg_catalog.regclass "
+													   "FROM iam.audit_logs WHERE seq IS NULL "
+													   "ORDER BY created_at, id",
+													   0, NULL, NULL, NULL, false, 0);
+
 		do
 		{
-			n = seal_batch(heads);
+			SPITupleTable *batch;
+
+			SPI_cursor_fetch(portal, true, SEAL_BATCH);
+			batch = SPI_tuptable;
+			n = SPI_processed;
+			if (n > 0)
+				seal_batch(heads, batch, n);
+			SPI_freetuptable(batch);
 			total += n;
 		} while (n == SEAL_BATCH);
+		SPI_cursor_close(portal);
 	}
 	PG_FINALLY();
 	{
@@ -850,12 +903,12 @@ iam_audit_verify(PG_FUNCTION_ARGS)
 	if (one)
 	{
 		arg[0] = UUIDPGetDatum(want);
-		plan = SPI_prepare("SELECT " ROW_COLUMNS " FROM iam.audit_logs "
+		plan = SPI_prepare("SELECT " ROW_COLUMNS " FROM ONLY iam.audit_logs "
 						   "WHERE org_id = $1 AND seq IS NOT NULL ORDER BY seq",
 						   1, argtypes);
 	}
 	else
-		plan = SPI_prepare("SELECT " ROW_COLUMNS " FROM iam.audit_logs "
+		plan = SPI_prepare("SELECT " ROW_COLUMNS " FROM ONLY iam.audit_logs "
 						   "WHERE seq IS NOT NULL ORDER BY org_id, seq", 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));

@@ -3,7 +3,7 @@
 -- drop the table, call the sanctioned write paths); a role that may change
 -- admin data is audited without any privilege on the trail.
 BEGIN;
-SELECT plan(52);
+SELECT plan(78);
 
 SELECT iam.create_organization('Tap Audit', 'tap-audit') AS org \gset
 SELECT iam.create_user(:'org', 'tap@audit.example', 'Tap', 'member', NULL) AS u \gset
@@ -22,6 +22,15 @@ SELECT throws_ok($$DELETE FROM iam.audit_logs$$, '42501', 'the audit trail is ap
 				 'owner: DELETE on iam.audit_logs is refused');
 SELECT throws_ok($$TRUNCATE iam.audit_logs$$, '42501', 'the audit trail is append-only',
 				 'owner: TRUNCATE on iam.audit_logs is refused');
+-- the inbox holds the organisation's unsealed rows (created above, not committed)
+SELECT throws_ok($$INSERT INTO iam.audit_inbox (org_id, action) VALUES (NULL, 'user.created')$$, '42501', 'rows of the audit trail are written only by pg_iam''s audit triggers',
+				 'owner: INSERT on iam.audit_inbox is refused');
+SELECT throws_ok($$UPDATE iam.audit_inbox SET action = 'user.forged'$$, '42501', 'the audit trail is append-only',
+				 'owner: UPDATE on iam.audit_inbox is refused');
+SELECT throws_ok($$DELETE FROM iam.audit_inbox$$, '42501', 'the audit trail is append-only',
+				 'owner: DELETE on iam.audit_inbox is refused');
+SELECT throws_ok($$TRUNCATE iam.audit_inbox$$, '42501', 'the audit trail is append-only',
+				 'owner: TRUNCATE on iam.audit_inbox is refused');
 
 -- each pg_iam role: every way round the trail is refused
 CREATE TEMP TABLE trail_attacks (ord int, what text, stmt text);
@@ -39,7 +48,13 @@ INSERT INTO trail_attacks VALUES
 	(11, 'call the erasure path', $$SELECT iam.audit_erase_entity('user', gen_random_uuid())$$),
 	(12, 'call the append path', $$SELECT iam.audit_append('user.forged', 'user', NULL, NULL, NULL)$$),
 	(13, 'seal', $$SELECT iam.audit_seal()$$),
-	(14, 'erase a user', $$SELECT iam.erase_user(gen_random_uuid())$$);
+	(14, 'erase a user', $$SELECT iam.erase_user(gen_random_uuid())$$),
+	(15, 'INSERT into the inbox', $$INSERT INTO iam.audit_inbox (org_id, action) VALUES (NULL, 'user.created')$$),
+	(16, 'UPDATE the inbox', $$UPDATE iam.audit_inbox SET action = 'user.forged'$$),
+	(17, 'DELETE from the inbox', $$DELETE FROM iam.audit_inbox$$),
+	(18, 'TRUNCATE the inbox', $$TRUNCATE iam.audit_inbox$$),
+	(19, 'disable the inbox''s guard trigger', $$ALTER TABLE iam.audit_inbox DISABLE TRIGGER audit_guard$$),
+	(20, 'drop the inbox', $$DROP TABLE iam.audit_inbox$$);
 GRANT SELECT ON trail_attacks TO PUBLIC;
 
 SET LOCAL ROLE iam_gateway;
@@ -68,8 +83,18 @@ RESET ROLE;
 SELECT is((SELECT db_role::text FROM iam.audit_logs WHERE entity_id = :'u' AND changes ? 'department'),
 		  'iam_tap_editor', 'a change by a role without privilege on the trail is recorded, with that role');
 
--- the auditor verifies the chain of its organisation
+-- writers append to the inbox; the sealer moves the rows into the trail
+-- proper with their place in the chain
+SELECT is((SELECT count(*) FROM ONLY iam.audit_logs WHERE org_id = :'org'), 0::bigint,
+		  'before sealing, no row of the organisation is in iam.audit_logs proper');
+SELECT is((SELECT count(*) FROM iam.audit_logs WHERE org_id = :'org' AND seq IS NULL), 3::bigint,
+		  'its unsealed rows read through iam.audit_logs (from the inbox)');
 SELECT ok(iam.audit_seal() > 0, 'the owner seals');
+SELECT is((SELECT count(*) FROM iam.audit_inbox WHERE org_id = :'org'), 0::bigint,
+		  'sealing empties the inbox');
+SELECT is((SELECT array_agg(seq ORDER BY seq) FROM ONLY iam.audit_logs WHERE org_id = :'org'), '{1,2,3}'::bigint[],
+		  'the rows are in iam.audit_logs proper, chained from 1');
+-- the auditor verifies the chain of its organisation
 SET LOCAL ROLE iam_auditor;
 SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset
 SELECT is((SELECT ok FROM iam.audit_verify(:'org')), true, 'iam_auditor verifies its organisation''s chain');
