@@ -52,11 +52,16 @@ AuditSealerInit(void)
 {
 	BackgroundWorker worker;
 
+	/*
+	 * PostgreSQL allows a PGC_POSTMASTER setting to be defined only while
+	 * preloading (otherwise it is FATAL).  Loaded later, there are no
+	 * workers, and the setting is only shown.
+	 */
 	DefineCustomStringVariable("iam.database",
 							   "Database whose audit trail the sealer worker seals.",
 							   NULL,
 							   &audit_database, "iam",
-							   PGC_POSTMASTER, 0,
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP, 0,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("iam.audit_seal_interval",
 							"Time between two passes of the audit sealer.",
