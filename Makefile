@@ -16,6 +16,8 @@ OBJS = \
 	extension/catalog.o \
 	extension/context.o \
 	extension/password.o \
+	extension/auth.o \
+	extension/totp.o \
 	extension/timestamps.o \
 	extension/rbac.o \
 	extension/rbac_cache.o \
@@ -25,18 +27,21 @@ OBJS = \
 	extension/escalation.o \
 	extension/audit.o \
 	extension/audit_chain.o \
-	extension/audit_sealer.o
+	extension/audit_sealer.o \
+	extension/cache_version.o \
+	extension/refresh_worker.o
 DATA = $(wildcard extension/iam--*.sql)
-SHLIB_LINK = -largon2 -lcrypto
+# -lcrypt: libxcrypt, for the bcrypt hashes of earlier systems
+SHLIB_LINK = -largon2 -lcrypto -lcrypt
 # -Wextra: PostgreSQL's own headers (static inline functions) and its callback
 # signatures (PG_FUNCTION_ARGS, GUC hooks) raise unused-parameter; nothing
 # else is silenced.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade audit audit_chain audit_erase audit_upgrade api_upgrade
+REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade audit audit_chain audit_erase audit_upgrade api_upgrade reports reports_upgrade auth cache_versions
 # cross-session behaviour: specs/*.spec against expected/*.out, in a database
 # of their own (isolation_regression_iam)
-ISOLATION = rbac_cache rbac_cycle audit_seal
+ISOLATION = rbac_cache rbac_cycle audit_seal reports_refresh cache_version
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

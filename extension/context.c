@@ -2,7 +2,8 @@
  *
  * context.c
  *		The request context: settings iam.user_id, iam.org_id,
- *		iam.request_id, iam.ip and iam.user_agent, which the gateway (or any
+ *		iam.request_id, iam.ip, iam.user_agent, iam.session_id and
+ *		iam.external_sub, which the gateway (or any
  *		caller) sets per transaction with set_config(name, value, true).
  *		Row-level security, permission checks and audit rows read them.
  *
@@ -27,6 +28,8 @@ static char *context_org_id = NULL;
 static char *context_request_id = NULL;
 static char *context_ip = NULL;
 static char *context_user_agent = NULL;
+static char *context_session_id = NULL;
+static char *context_external_sub = NULL;
 
 /* A canonical 8-4-4-4-12 hexadecimal uuid, as the gateway sends it. */
 static bool
@@ -117,6 +120,30 @@ check_user_agent(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/* An external identity provider's subject: 1..255 bytes, no control characters. */
+static bool
+check_external_sub(char **newval, void **extra, GucSource source)
+{
+	const unsigned char *p;
+
+	if (*newval == NULL)
+		return true;
+	if (strlen(*newval) > 255)
+	{
+		GUC_check_errdetail("A subject is at most 255 bytes long.");
+		return false;
+	}
+	for (p = (const unsigned char *) *newval; *p; p++)
+	{
+		if (*p < 0x20 || *p == 0x7f)
+		{
+			GUC_check_errdetail("A subject may not contain control characters.");
+			return false;
+		}
+	}
+	return true;
+}
+
 static void
 define_context_setting(const char *name, const char *description,
 					   char **var, GucStringCheckHook check)
@@ -143,4 +170,8 @@ ContextInit(void)
 						   &context_ip, check_ip);
 	define_context_setting("iam.user_agent", "Client user agent of the current request.",
 						   &context_user_agent, check_user_agent);
+	define_context_setting("iam.session_id", "Session of the current request's access token; a revoked or expired session is refused.",
+						   &context_session_id, check_uuid_setting);
+	define_context_setting("iam.external_sub", "Subject of the current request's token from the external identity provider (users.stack_auth_id).",
+						   &context_external_sub, check_external_sub);
 }

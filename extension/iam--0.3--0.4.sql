@@ -1802,3 +1802,843 @@ $inbox_comments$;
 
 COMMENT ON FUNCTION iam.audit_guard() IS
 	'BEFORE trigger on iam.audit_logs and iam.audit_inbox: refuses (42501) INSERT, UPDATE, DELETE and TRUNCATE for every role, the owner included, except the appends (to the inbox), seals (moves from the inbox, updates of rows 0.3 left unsealed) and erasures made by the extension''s own C code';
+
+------------------------------------------------------------------------------
+-- Rate limits and cache versions (#7)
+--
+-- Classes: auth (login, refresh, reset: 10 a minute per client IP and per
+-- account), write (120 a minute per user), read (1200 a minute per user);
+-- default and expensive stay for routes declared with them.  Reads of the
+-- REST API are read, everything else write.
+--
+-- The gateway caches the responses of GET routes declared cacheable, keyed
+-- (among others) by the version of the caller's organisation and a version
+-- of everything.  The versions live in shared memory (cache_version.c, which
+-- needs iam in shared_preload_libraries): 4096 slots, an organisation hashed
+-- to one.  A statement trigger on every admin table calls
+-- iam.cache_note_change for each organisation the statement changed (NULL
+-- for changes that concern every organisation: the permission catalogue,
+-- system roles, TRUNCATE); the slots move just after the transaction's
+-- commit became visible, never before, and not at all on rollback.  A
+-- gateway polls iam.cache_changes every few milliseconds.  So a response
+-- cached under a version was read after every write that version stands
+-- for, and writers never wait for each other (NOTIFY, used before, holds a
+-- cluster-wide lock from pre-commit to the end of the commit).
+------------------------------------------------------------------------------
+INSERT INTO iam.rate_limit_classes (name, requests, per_seconds) VALUES
+	('read', 1200, 60), ('write', 120, 60)
+ON CONFLICT (name) DO NOTHING;
+UPDATE iam.rate_limit_classes SET requests = 10, per_seconds = 60 WHERE name = 'auth';
+UPDATE iam.routes SET rate_limit_class = CASE WHEN read_only THEN 'read' ELSE 'write' END
+WHERE rate_limit_class = 'default';
+UPDATE iam.routes SET cacheable = true
+WHERE method = 'GET' AND path IN ('/users/me', '/roles', '/roles/{id:uuid}', '/permissions');
+COMMENT ON COLUMN iam.routes.rate_limit_class IS
+	'Rate-limit class (iam.rate_limit_classes) the route counts against: per user (sub) for authenticated routes, per client IP (and per account, the body''s email) for the others';
+COMMENT ON COLUMN iam.routes.cacheable IS
+	'True (GET only): the gateway caches the response per route, parameters, organisation, caller and cache version, sends an ETag and answers If-None-Match with 304';
+
+CREATE FUNCTION iam.cache_note_change(org_id uuid) RETURNS void
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'iam_cache_note_change';
+COMMENT ON FUNCTION iam.cache_note_change(uuid) IS
+	'Internal (iam.cache_bump): this transaction changed the organisation''s data (NULL: every organisation''s); its cache version slot is bumped once the commit is visible, not at all on rollback';
+CREATE FUNCTION iam.cache_slot(org_id uuid) RETURNS integer
+	LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'iam_cache_slot';
+COMMENT ON FUNCTION iam.cache_slot(uuid) IS
+	'The organisation''s cache version slot, 0-4095: FNV-1a (64 bits) of the 16 bytes of the uuid, modulo 4096; the gateway computes the same';
+CREATE FUNCTION iam.cache_changes(since bigint, OUT generation bigint, OUT next_since bigint,
+								  OUT everything bigint, OUT slots integer[], OUT versions bigint[])
+	RETURNS record
+	LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'iam_cache_changes';
+COMMENT ON FUNCTION iam.cache_changes(bigint) IS
+	'Polled by the gateway: the version table''s generation (new at each server start), the since to pass next (0 the first time), the version of everything, and the slots bumped after since with their versions; all NULL when iam is not in shared_preload_libraries (cache off)';
+
+CREATE FUNCTION iam.cache_bump() RETURNS trigger
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	col	text := TG_ARGV[0];
+BEGIN
+	IF col IS NULL OR TG_OP = 'TRUNCATE' THEN
+		PERFORM iam.cache_note_change(NULL);
+		RETURN NULL;
+	END IF;
+	EXECUTE format('SELECT iam.cache_note_change(o) FROM (' || CASE TG_OP
+			WHEN 'INSERT' THEN 'SELECT DISTINCT %1$I AS o FROM cache_new'
+			WHEN 'DELETE' THEN 'SELECT DISTINCT %1$I AS o FROM cache_old'
+			ELSE 'SELECT %1$I AS o FROM cache_new UNION SELECT %1$I FROM cache_old' END || ') s', col);
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION iam.cache_bump() IS
+	'Statement-level AFTER trigger on the admin tables: iam.cache_note_change for each organisation whose rows the statement changed (column TG_ARGV[0]; NULL rows, no column and TRUNCATE: every organisation), so that once the transaction commits gateways stop serving cached responses older than the change';
+REVOKE ALL ON FUNCTION iam.cache_bump() FROM PUBLIC;
+REVOKE ALL ON FUNCTION iam.cache_note_change(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION iam.cache_slot(uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION iam.cache_changes(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION iam.cache_changes(bigint) TO iam_gateway;
+
+DO $cache$
+DECLARE
+	t	record;
+	op	text;
+BEGIN
+	FOR t IN SELECT * FROM (VALUES ('organizations', 'id'), ('users', 'org_id'), ('roles', 'org_id'),
+								   ('role_permissions', 'org_id'), ('user_roles', 'org_id'),
+								   ('user_permissions', 'org_id'), ('role_inheritance', 'org_id'),
+								   ('user_sessions', 'org_id')) AS x(tab, col)
+	LOOP
+		FOREACH op IN ARRAY CASE WHEN t.tab = 'user_sessions' THEN ARRAY['UPDATE', 'DELETE']
+								 ELSE ARRAY['INSERT', 'UPDATE', 'DELETE'] END
+		LOOP
+			EXECUTE format('CREATE TRIGGER cache_bump_%s AFTER %s ON iam.%I REFERENCING %s '
+						   'FOR EACH STATEMENT EXECUTE FUNCTION iam.cache_bump(%L)',
+						   lower(op), op, t.tab,
+						   CASE op WHEN 'INSERT' THEN 'NEW TABLE AS cache_new'
+								   WHEN 'DELETE' THEN 'OLD TABLE AS cache_old'
+								   ELSE 'OLD TABLE AS cache_old NEW TABLE AS cache_new' END, t.col);
+			EXECUTE format('COMMENT ON TRIGGER cache_bump_%s ON iam.%I IS %L', lower(op), t.tab,
+						   'Bumps, at commit, the cache versions of the organisations changed: the gateways'' cached responses of them are stale');
+		END LOOP;
+		EXECUTE format('CREATE TRIGGER cache_bump_truncate AFTER TRUNCATE ON iam.%I '
+					   'FOR EACH STATEMENT EXECUTE FUNCTION iam.cache_bump()', t.tab);
+		EXECUTE format('COMMENT ON TRIGGER cache_bump_truncate ON iam.%I IS %L', t.tab,
+					   'Bumps, at commit, the version of everything: every cached response of the gateways is stale');
+	END LOOP;
+END
+$cache$;
+CREATE TRIGGER cache_bump AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON iam.permissions
+	FOR EACH STATEMENT EXECUTE FUNCTION iam.cache_bump();
+COMMENT ON TRIGGER cache_bump ON iam.permissions IS
+	'The permission catalogue is every organisation''s: bumps, at commit, the version of everything, so every cached response of the gateways is stale';
+
+------------------------------------------------------------------------------
+-- Authentication and sessions (#6)
+--
+-- Login, refresh, logout, sessions, TOTP 2FA, password reset and
+-- invitations, as API functions like the others.  Two things are special:
+--
+-- * Routes flagged issues_token (login, refresh) return, on success,
+--   {user_id, org_id, session_id, refresh_token}: the gateway, which holds
+--   the signing key, turns that into {access_token, refresh_token,
+--   token_type, expires_in}.  Their failures are returned, not raised, as
+--   {code, detail} with a 4xx status (and Retry-After for 429), so that the
+--   failure rows that lockout and reuse detection count are committed; the
+--   gateway sends them as problem+json.
+-- * The gateway sets iam.session_id from the access token's sid, and
+--   iam.api_caller() refuses (IA401) a token whose session is revoked or
+--   expired: a revocation takes effect from the very next request.
+--
+-- Refresh, reset and invitation tokens are 256 random bits from OpenSSL;
+-- only their SHA-256 digests are stored.
+------------------------------------------------------------------------------
+CREATE FUNCTION iam.auth_password_verify(hash text, password text) RETURNS boolean
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'iam_auth_password_verify';
+COMMENT ON FUNCTION iam.auth_password_verify(text, text) IS
+	'Internal: true when password matches hash (argon2id PHC, or bcrypt $2a$/$2b$/$2y$); a NULL hash costs a dummy argon2id verification at the configured costs and is false';
+CREATE FUNCTION iam.auth_password_needs_rehash(hash text) RETURNS boolean
+	LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'iam_auth_password_needs_rehash';
+COMMENT ON FUNCTION iam.auth_password_needs_rehash(text) IS
+	'Internal: true when hash is not argon2id or has lower costs than the iam.argon2_* settings';
+CREATE FUNCTION iam.auth_password_rehash(password text) RETURNS text
+	LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'iam_auth_password_rehash';
+COMMENT ON FUNCTION iam.auth_password_rehash(text) IS
+	'Internal: a fresh argon2id hash of a password just verified at login, without the policy check';
+CREATE FUNCTION iam.auth_random_token() RETURNS text
+	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'iam_auth_random_token';
+COMMENT ON FUNCTION iam.auth_random_token() IS
+	'Internal: 256 random bits from OpenSSL as 43 characters of base64url (refresh, reset and invitation tokens)';
+CREATE FUNCTION iam.totp_code(secret bytea, step bigint) RETURNS text
+	LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'iam_totp_code';
+COMMENT ON FUNCTION iam.totp_code(bytea, bigint) IS
+	'Internal: the 6-digit RFC 6238 (HMAC-SHA-1) code of secret for 30-second step step';
+CREATE FUNCTION iam.totp_match(secret bytea, code text, at timestamptz, after_step bigint) RETURNS bigint
+	LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'iam_totp_match';
+COMMENT ON FUNCTION iam.totp_match(bytea, text, timestamptz, bigint) IS
+	'Internal: the step within one step of at whose code is code and which is greater than after_step (NULL: any), or NULL; compares in constant time';
+CREATE FUNCTION iam.base32_encode(data bytea) RETURNS text
+	LANGUAGE c IMMUTABLE STRICT AS 'MODULE_PATHNAME', 'iam_base32_encode';
+COMMENT ON FUNCTION iam.base32_encode(bytea) IS
+	'Internal: RFC 4648 base32 without padding, for TOTP secrets';
+
+CREATE FUNCTION iam.auth_digest(token text) RETURNS bytea
+	LANGUAGE sql IMMUTABLE
+	RETURN pg_catalog.sha256(pg_catalog.convert_to(token, 'UTF8'));
+COMMENT ON FUNCTION iam.auth_digest(text) IS
+	'Internal: the SHA-256 digest under which a token is stored';
+
+ALTER TABLE iam.routes ADD COLUMN issues_token boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN iam.routes.issues_token IS
+	'True for login and refresh: on success the handler returns {user_id, org_id, session_id, refresh_token} and the gateway answers {access_token, refresh_token, token_type, expires_in} with an access token it signs; a 4xx answer {code, detail} becomes problem+json';
+
+ALTER TABLE iam.user_sessions ADD COLUMN revoked_reason text
+	CHECK (revoked_reason IN ('logout', 'revoked', 'token_reuse', 'password_reset', 'user_disabled'));
+COMMENT ON COLUMN iam.user_sessions.revoked_reason IS
+	'Why the session was revoked: logout, revoked (by the user or an administrator), token_reuse (a rotated refresh token came back), password_reset, user_disabled';
+COMMENT ON COLUMN iam.user_sessions.expires_at IS
+	'End of the session: the current refresh token is refused from then on (moved forward by each refresh)';
+
+CREATE TABLE iam.session_refresh_history (
+	token_hash	bytea PRIMARY KEY CHECK (octet_length(token_hash) = 32),
+	session_id	uuid NOT NULL REFERENCES iam.user_sessions (id) ON DELETE CASCADE,
+	rotated_at	timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX session_refresh_history_session_idx ON iam.session_refresh_history (session_id);
+COMMENT ON TABLE iam.session_refresh_history IS
+	'Digests of refresh tokens already rotated: presenting one again revokes its session (reuse detection)';
+COMMENT ON COLUMN iam.session_refresh_history.token_hash IS 'SHA-256 digest of a rotated refresh token';
+COMMENT ON COLUMN iam.session_refresh_history.session_id IS 'Session the token belonged to';
+COMMENT ON COLUMN iam.session_refresh_history.rotated_at IS 'When the token was exchanged for a new one';
+
+CREATE TABLE iam.user_totp (
+	user_id				uuid PRIMARY KEY,
+	org_id				uuid NOT NULL,
+	totp_secret			bytea NOT NULL CHECK (octet_length(totp_secret) BETWEEN 10 AND 64),
+	enabled_at			timestamptz,
+	last_step			bigint,
+	recovery_code_hashes bytea[] NOT NULL DEFAULT '{}',
+	created_at			timestamptz NOT NULL DEFAULT now(),
+	FOREIGN KEY (user_id, org_id) REFERENCES iam.users (id, org_id) ON DELETE CASCADE
+);
+COMMENT ON TABLE iam.user_totp IS
+	'TOTP second factor of a user (RFC 6238); the secret is never returned after setup and never logged';
+COMMENT ON COLUMN iam.user_totp.totp_secret IS 'Shared TOTP secret (20 random bytes)';
+COMMENT ON COLUMN iam.user_totp.enabled_at IS 'When a valid code confirmed the setup; NULL while pending';
+COMMENT ON COLUMN iam.user_totp.last_step IS '30-second step of the last accepted code: a code of this step or an earlier one is refused (no replay)';
+COMMENT ON COLUMN iam.user_totp.recovery_code_hashes IS 'SHA-256 digests of the unused single-use recovery codes';
+
+CREATE TABLE iam.auth_tokens (
+	token_hash	bytea PRIMARY KEY CHECK (octet_length(token_hash) = 32),
+	kind		text NOT NULL CHECK (kind IN ('password_reset', 'invitation')),
+	user_id		uuid NOT NULL,
+	org_id		uuid NOT NULL,
+	expires_at	timestamptz NOT NULL,
+	used_at		timestamptz,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	FOREIGN KEY (user_id, org_id) REFERENCES iam.users (id, org_id) ON DELETE CASCADE
+);
+CREATE INDEX auth_tokens_user_idx ON iam.auth_tokens (org_id, user_id);
+COMMENT ON TABLE iam.auth_tokens IS 'Single-use, expiring password-reset and invitation tokens, stored as SHA-256 digests';
+COMMENT ON COLUMN iam.auth_tokens.token_hash IS 'SHA-256 digest of the token sent by e-mail';
+COMMENT ON COLUMN iam.auth_tokens.kind IS 'password_reset or invitation';
+COMMENT ON COLUMN iam.auth_tokens.used_at IS 'When the token was used; a used token is refused';
+
+CREATE TABLE iam.email_outbox (
+	id			uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	org_id		uuid NOT NULL REFERENCES iam.organizations (id) ON DELETE CASCADE,
+	to_address	varchar(255) NOT NULL,
+	template	text NOT NULL CHECK (template IN ('password_reset', 'invitation')),
+	payload		jsonb NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	sent_at		timestamptz,
+	attempts	int NOT NULL DEFAULT 0
+);
+CREATE INDEX email_outbox_unsent_idx ON iam.email_outbox (created_at) WHERE sent_at IS NULL;
+COMMENT ON TABLE iam.email_outbox IS
+	'Messages waiting for the delivery worker (a later issue); payload holds the single-use token the message carries, so only the extension''s owner reads it';
+COMMENT ON COLUMN iam.email_outbox.to_address IS 'Recipient e-mail address';
+COMMENT ON COLUMN iam.email_outbox.template IS 'Message kind: password_reset or invitation';
+COMMENT ON COLUMN iam.email_outbox.payload IS 'Template values: token, name, expires_at (and organisation for invitations)';
+COMMENT ON COLUMN iam.email_outbox.sent_at IS 'When the worker delivered it; NULL while queued';
+COMMENT ON COLUMN iam.email_outbox.attempts IS 'Delivery attempts so far';
+
+DO $auth_rls$
+DECLARE
+	t text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['user_totp', 'auth_tokens', 'email_outbox']
+	LOOP
+		EXECUTE format('ALTER TABLE iam.%I ENABLE ROW LEVEL SECURITY', t);
+		EXECUTE format('ALTER TABLE iam.%I FORCE ROW LEVEL SECURITY', t);
+		EXECUTE format('CREATE POLICY tenant_isolation ON iam.%I USING (org_id = iam.current_org_id()) '
+					   'WITH CHECK (org_id = iam.current_org_id())', t);
+	END LOOP;
+END
+$auth_rls$;
+REVOKE ALL ON iam.session_refresh_history, iam.user_totp, iam.auth_tokens, iam.email_outbox FROM PUBLIC;
+
+-- The caller check, now also refusing a revoked or expired session, and
+-- resolving a token of the external identity provider (iam.external_sub)
+-- to the user whose stack_auth_id it is.
+CREATE OR REPLACE FUNCTION iam.api_caller() RETURNS uuid
+	LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	me		uuid := iam.current_user_id();
+	sid		text := pg_catalog.current_setting('iam.session_id', true);
+	ext		text := pg_catalog.current_setting('iam.external_sub', true);
+	ext_user record;
+BEGIN
+	IF me IS NULL AND ext IS NOT NULL AND ext <> '' THEN
+		SELECT x.id, x.org_id INTO ext_user FROM iam.users x
+		WHERE x.stack_auth_id = ext AND x.is_active AND x.deleted_at IS NULL;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'not signed in as an active user'
+				USING ERRCODE = 'IA401', HINT = 'Sign in again.';
+		END IF;
+		PERFORM pg_catalog.set_config('iam.user_id', ext_user.id::text, true),
+				pg_catalog.set_config('iam.org_id', ext_user.org_id::text, true);
+		RETURN ext_user.id;
+	END IF;
+	IF me IS NULL OR NOT EXISTS (SELECT FROM iam.users u
+								 WHERE u.id = me AND u.org_id = iam.current_org_id()
+								   AND u.is_active AND u.deleted_at IS NULL) THEN
+		RAISE EXCEPTION 'not signed in as an active user of this organisation'
+			USING ERRCODE = 'IA401', HINT = 'Sign in again.';
+	END IF;
+	IF sid IS NOT NULL AND sid <> '' AND NOT EXISTS (
+		SELECT FROM iam.user_sessions s
+		WHERE s.id = sid::uuid AND s.user_id = me AND s.revoked_at IS NULL AND s.expires_at > now()) THEN
+		RAISE EXCEPTION 'this session has ended'
+			USING ERRCODE = 'IA401', HINT = 'Sign in again.';
+	END IF;
+	RETURN me;
+END
+$$;
+COMMENT ON FUNCTION iam.api_caller() IS
+	'Internal, first call of every authenticated API function: iam.user_id, after checking that it names an existing, active, not deleted user of iam.org_id and, when iam.session_id is set, that the session is neither revoked nor expired; with iam.external_sub instead (external identity provider), the user whose stack_auth_id it is, written to iam.user_id and iam.org_id; IA401 otherwise';
+
+-- Helpers of the flows
+CREATE FUNCTION iam.auth_activity(user_id uuid, org_id uuid, type text, description text, metadata jsonb)
+	RETURNS void LANGUAGE sql AS $$
+	INSERT INTO iam.activity_logs (user_id, org_id, type, description, ip_address, user_agent, metadata)
+	VALUES (auth_activity.user_id, auth_activity.org_id, auth_activity.type, auth_activity.description,
+			nullif(pg_catalog.current_setting('iam.ip', true), ''),
+			nullif(pg_catalog.current_setting('iam.user_agent', true), ''),
+			jsonb_strip_nulls(coalesce(auth_activity.metadata, '{}')
+				|| jsonb_build_object('request_id', nullif(pg_catalog.current_setting('iam.request_id', true), ''))))
+$$;
+COMMENT ON FUNCTION iam.auth_activity(uuid, uuid, text, text, jsonb) IS
+	'Internal: appends a security event to iam.activity_logs with the request context (never a secret in metadata)';
+
+CREATE FUNCTION iam.auth_refusal(status int, code text, detail text, retry_after int DEFAULT NULL)
+	RETURNS iam.api_response LANGUAGE sql IMMUTABLE
+	RETURN ROW(status, json_build_object('code', code, 'detail', detail),
+			   CASE WHEN retry_after IS NOT NULL
+					THEN jsonb_build_object('Retry-After', greatest(retry_after, 1)::text) END)::iam.api_response;
+COMMENT ON FUNCTION iam.auth_refusal(int, text, text, int) IS
+	'Internal: a refusal of a token-issuing route, returned rather than raised so that the rows it wrote commit; the gateway sends it as problem+json (with Retry-After when given)';
+
+CREATE FUNCTION iam.auth_session_start(u iam.users, ttl int) RETURNS iam.api_response
+	LANGUAGE plpgsql AS $$
+DECLARE
+	new_token	text := iam.auth_random_token();
+	sid			uuid;
+BEGIN
+	INSERT INTO iam.user_sessions (user_id, org_id, token_hash, ip_address, user_agent, expires_at)
+	VALUES (u.id, u.org_id, iam.auth_digest(new_token),
+			left(nullif(pg_catalog.current_setting('iam.ip', true), ''), 45),
+			nullif(pg_catalog.current_setting('iam.user_agent', true), ''),
+			now() + make_interval(secs => ttl))
+	RETURNING id INTO sid;
+	RETURN ROW(200, json_build_object('user_id', u.id, 'org_id', u.org_id, 'session_id', sid,
+									  'refresh_token', new_token), NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.auth_session_start(iam.users, int) IS
+	'Internal: a new session of user u lasting ttl seconds with a fresh refresh token; the token-issuing answer for the gateway';
+
+CREATE FUNCTION iam.auth_refresh_ttl(params jsonb) RETURNS int
+	LANGUAGE sql IMMUTABLE
+	RETURN CASE WHEN jsonb_typeof(params->'refresh_ttl') = 'number'
+				THEN least(greatest((params->>'refresh_ttl')::int, 60), 366 * 86400) ELSE 604800 END;
+COMMENT ON FUNCTION iam.auth_refresh_ttl(jsonb) IS
+	'Internal: the session lifetime in seconds the gateway passes to token-issuing routes (IAM_REFRESH_TTL), 604800 when absent';
+
+CREATE FUNCTION iam.auth_revoke_sessions(user_id uuid, reason text, except_session uuid DEFAULT NULL) RETURNS int
+	LANGUAGE sql AS $$
+	WITH r AS (
+		UPDATE iam.user_sessions s SET revoked_at = now(), revoked_reason = auth_revoke_sessions.reason
+		WHERE s.user_id = auth_revoke_sessions.user_id AND s.revoked_at IS NULL
+		  AND s.id IS DISTINCT FROM except_session
+		RETURNING 1)
+	SELECT count(*)::int FROM r
+$$;
+COMMENT ON FUNCTION iam.auth_revoke_sessions(uuid, text, uuid) IS
+	'Internal: revokes every live session of a user (but except_session) for reason; returns how many';
+
+------------------------------------------------------------------------------
+-- Login and refresh (issues_token routes)
+------------------------------------------------------------------------------
+CREATE FUNCTION iam.api_auth_login(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	login_email	text;
+	pw			text;
+	otp			text;
+	u			iam.users;
+	threshold	int := coalesce(nullif(current_setting('iam.lockout_threshold', true), ''), '5')::int;
+	win			interval := coalesce(nullif(current_setting('iam.lockout_window', true), ''), '900')::interval;
+	failures	int := 0;
+	oldest		timestamptz;
+	ok			boolean;
+	tf			iam.user_totp;
+	step		bigint;
+	method		text := 'password';
+	rehashed	boolean := false;
+	norm		text;
+	generic		constant text := 'The e-mail address or password is not correct.';
+BEGIN
+	PERFORM iam.api_body_object(body, ARRAY['email', 'password', 'totp']);
+	login_email := iam.api_string_field(body, 'email', 255, false);
+	IF jsonb_typeof(body->'password') IS DISTINCT FROM 'string' THEN
+		PERFORM iam.api_error('IA422', 'password: must be a string', 'Send the password as a JSON string.');
+	END IF;
+	pw := body->>'password';
+	otp := iam.api_string_field(body, 'totp', 64, true);
+
+	SELECT * INTO u FROM iam.users x WHERE lower(x.email) = lower(login_email) AND x.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		PERFORM iam.auth_password_verify(NULL, pw);	-- the same work as a known account
+		PERFORM iam.auth_activity(NULL, NULL, 'login_failed', 'login failed: unknown account', NULL);
+		RETURN iam.auth_refusal(401, 'invalid_credentials', generic);
+	END IF;
+
+	IF threshold > 0 THEN
+		SELECT count(*), min(f.created_at) INTO failures, oldest
+		FROM (SELECT a.created_at FROM iam.activity_logs a
+			  WHERE a.org_id = u.org_id AND a.user_id = u.id AND a.type = 'login_failed'
+				AND a.created_at > greatest(now() - win, coalesce(u.last_login, '-infinity'))
+			  ORDER BY a.created_at DESC LIMIT threshold) f;
+		IF failures >= threshold THEN
+			PERFORM iam.auth_activity(u.id, u.org_id, 'login_locked', 'login refused: account locked', NULL);
+			RETURN iam.auth_refusal(429, 'locked',
+				'Too many failed sign-ins for this account; try again later.',
+				ceil(extract(epoch FROM oldest + win - now()))::int);
+		END IF;
+	END IF;
+
+	ok := iam.auth_password_verify(u.password_hash, pw) AND u.is_active;
+	IF ok AND u.two_factor_enabled THEN
+		IF otp IS NULL THEN
+			RETURN iam.auth_refusal(401, 'totp_required', 'This account needs a one-time code: send it as totp.');
+		END IF;
+		SELECT * INTO tf FROM iam.user_totp t WHERE t.user_id = u.id AND t.enabled_at IS NOT NULL FOR UPDATE;
+		step := iam.totp_match(tf.totp_secret, otp, now(), tf.last_step);
+		IF step IS NOT NULL THEN
+			UPDATE iam.user_totp SET last_step = step WHERE user_id = u.id;
+			method := 'totp';
+		ELSE
+			norm := lower(replace(otp, '-', ''));
+			IF iam.auth_digest(norm) = ANY (tf.recovery_code_hashes) THEN
+				UPDATE iam.user_totp SET recovery_code_hashes = array_remove(recovery_code_hashes, iam.auth_digest(norm))
+				WHERE user_id = u.id;
+				method := 'recovery_code';
+			ELSE
+				ok := false;
+			END IF;
+		END IF;
+	END IF;
+
+	IF NOT ok THEN
+		PERFORM iam.auth_activity(u.id, u.org_id, 'login_failed', 'login failed', NULL);
+		IF threshold > 0 AND failures + 1 >= threshold THEN
+			PERFORM iam.auth_activity(u.id, u.org_id, 'lockout', 'account locked after repeated failed logins',
+									  jsonb_build_object('failures', failures + 1,
+														 'window_seconds', extract(epoch FROM win)::int));
+		END IF;
+		RETURN iam.auth_refusal(401, 'invalid_credentials', generic);
+	END IF;
+
+	-- signed in: the rest of the transaction acts as the user
+	PERFORM set_config('iam.user_id', u.id::text, true), set_config('iam.org_id', u.org_id::text, true);
+	IF iam.auth_password_needs_rehash(u.password_hash) THEN
+		UPDATE iam.users SET password_hash = iam.auth_password_rehash(pw), last_login = now()
+		WHERE id = u.id;
+		rehashed := true;
+	ELSE
+		UPDATE iam.users SET last_login = now() WHERE id = u.id;
+	END IF;
+	PERFORM iam.auth_activity(u.id, u.org_id, 'login', 'signed in',
+							  jsonb_build_object('method', method, 'rehashed', rehashed));
+	RETURN iam.auth_session_start(u, iam.auth_refresh_ttl(params));
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_login(jsonb, jsonb) IS
+	'POST /auth/login {email, password, totp?}: verifies the password (argon2id, or bcrypt rehashed to argon2id, as are weaker argon2id costs; a dummy verification for unknown e-mail addresses), the TOTP code or a recovery code when 2FA is on, and starts a session; iam.lockout_threshold failures within iam.lockout_window lock the account (429 with Retry-After) until the window passes; every outcome is an activity row';
+
+CREATE FUNCTION iam.api_auth_refresh(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	h		bytea;
+	s		iam.user_sessions;
+	u		iam.users;
+	new_token text;
+	sid		uuid;
+	invalid	constant text := 'The refresh token is not valid.';
+BEGIN
+	PERFORM iam.api_body_object(body, ARRAY['refresh_token']);
+	h := iam.auth_digest(iam.api_string_field(body, 'refresh_token', 200, false));
+	SELECT * INTO s FROM iam.user_sessions x WHERE x.token_hash = h FOR UPDATE;
+	IF NOT FOUND THEN
+		SELECT r.session_id INTO sid FROM iam.session_refresh_history r WHERE r.token_hash = h;
+		IF FOUND THEN
+			-- a rotated token came back: whoever holds the session now may be a thief
+			SELECT * INTO s FROM iam.user_sessions x WHERE x.id = sid FOR UPDATE;
+			UPDATE iam.user_sessions SET revoked_at = now(), revoked_reason = 'token_reuse'
+			WHERE id = sid AND revoked_at IS NULL;
+			PERFORM iam.auth_activity(s.user_id, s.org_id, 'token_reuse_detected',
+									  'a rotated refresh token was used again: session revoked',
+									  jsonb_build_object('session_id', sid));
+		END IF;
+		RETURN iam.auth_refusal(401, 'invalid_grant', invalid);
+	END IF;
+	IF s.revoked_at IS NOT NULL OR s.expires_at <= now() THEN
+		RETURN iam.auth_refusal(401, 'invalid_grant', invalid);
+	END IF;
+	SELECT * INTO u FROM iam.users x WHERE x.id = s.user_id AND x.org_id = s.org_id
+										AND x.is_active AND x.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		UPDATE iam.user_sessions SET revoked_at = now(), revoked_reason = 'user_disabled' WHERE id = s.id;
+		RETURN iam.auth_refusal(401, 'invalid_grant', invalid);
+	END IF;
+	INSERT INTO iam.session_refresh_history (token_hash, session_id) VALUES (h, s.id);
+	new_token := iam.auth_random_token();
+	UPDATE iam.user_sessions
+	SET token_hash = iam.auth_digest(new_token), last_activity = now(),
+		expires_at = now() + make_interval(secs => iam.auth_refresh_ttl(params)),
+		ip_address = coalesce(left(nullif(current_setting('iam.ip', true), ''), 45), ip_address),
+		user_agent = coalesce(nullif(current_setting('iam.user_agent', true), ''), user_agent)
+	WHERE id = s.id;
+	RETURN ROW(200, json_build_object('user_id', u.id, 'org_id', u.org_id, 'session_id', s.id,
+									  'refresh_token', new_token), NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_refresh(jsonb, jsonb) IS
+	'POST /auth/refresh {refresh_token}: rotates the session''s refresh token (the old one is kept as a digest) and extends the session; an already-rotated token revokes the whole session and writes a token_reuse_detected activity row; 401 invalid_grant otherwise';
+
+------------------------------------------------------------------------------
+-- Sessions
+------------------------------------------------------------------------------
+CREATE FUNCTION iam.api_auth_logout(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me	uuid := iam.api_caller();
+	sid	uuid := nullif(current_setting('iam.session_id', true), '')::uuid;
+BEGIN
+	IF sid IS NOT NULL THEN
+		UPDATE iam.user_sessions SET revoked_at = now(), revoked_reason = 'logout'
+		WHERE id = sid AND user_id = me AND revoked_at IS NULL;
+		PERFORM iam.auth_activity(me, iam.current_org_id(), 'logout', 'signed out',
+								  jsonb_build_object('session_id', sid));
+	END IF;
+	RETURN ROW(204, NULL, NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_logout(jsonb, jsonb) IS
+	'POST /auth/logout: revokes the session of the bearer token (its access and refresh tokens are refused from the next request on); 204';
+
+CREATE FUNCTION iam.api_auth_sessions_list(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me	uuid := iam.api_caller();
+	sid	uuid := nullif(current_setting('iam.session_id', true), '')::uuid;
+BEGIN
+	RETURN ROW(200, json_build_object('data', coalesce((
+		SELECT json_agg(json_build_object('id', s.id, 'ip_address', s.ip_address, 'user_agent', s.user_agent,
+										  'created_at', iam.api_ts(s.created_at),
+										  'last_activity', iam.api_ts(s.last_activity),
+										  'expires_at', iam.api_ts(s.expires_at),
+										  'current', s.id IS NOT DISTINCT FROM sid)
+						ORDER BY s.created_at DESC, s.id)
+		FROM iam.user_sessions s
+		WHERE s.org_id = iam.current_org_id() AND s.user_id = me AND s.revoked_at IS NULL
+		  AND s.expires_at > now()), '[]')), NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_sessions_list(jsonb, jsonb) IS
+	'GET /auth/sessions: the caller''s live sessions, newest first, with ip address, user agent, creation, last activity (last sign-in or refresh), expiry, and current = the bearer token''s session';
+
+CREATE FUNCTION iam.api_auth_sessions_delete(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me	uuid := iam.api_caller();
+	target	uuid := iam.api_path_id(params, 'id');
+	s	iam.user_sessions;
+BEGIN
+	SELECT * INTO s FROM iam.user_sessions x
+	WHERE x.id = target AND x.org_id = iam.current_org_id() AND x.revoked_at IS NULL
+	FOR UPDATE;
+	IF NOT FOUND OR (s.user_id <> me AND NOT iam.has_permission(me, 'sessions.manage')) THEN
+		PERFORM iam.api_error('IA404', 'no such session', 'GET /api/v1/auth/sessions lists your sessions.');
+	END IF;
+	UPDATE iam.user_sessions SET revoked_at = now(), revoked_reason = 'revoked' WHERE id = s.id;
+	PERFORM iam.auth_activity(s.user_id, s.org_id, 'session_revoked', 'session revoked',
+							  jsonb_build_object('session_id', s.id, 'by', me));
+	RETURN ROW(204, NULL, NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_sessions_delete(jsonb, jsonb) IS
+	'DELETE /auth/sessions/{id}: revokes one of the caller''s sessions (any session of the organisation with sessions.manage); its tokens are refused from the next request on; IA404 otherwise';
+
+CREATE FUNCTION iam.api_auth_sessions_revoke_others(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me	uuid := iam.api_caller();
+	sid	uuid := nullif(current_setting('iam.session_id', true), '')::uuid;
+	n	int;
+BEGIN
+	n := iam.auth_revoke_sessions(me, 'revoked', sid);
+	PERFORM iam.auth_activity(me, iam.current_org_id(), 'sessions_revoked', 'other sessions revoked',
+							  jsonb_build_object('count', n));
+	RETURN ROW(200, json_build_object('revoked', n), NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_sessions_revoke_others(jsonb, jsonb) IS
+	'POST /auth/sessions/revoke-others: revokes every session of the caller but the current one; {revoked: n}';
+
+------------------------------------------------------------------------------
+-- TOTP second factor
+------------------------------------------------------------------------------
+CREATE FUNCTION iam.api_auth_2fa_setup(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me		uuid := iam.api_caller();
+	u		iam.users;
+	secret	bytea;
+	b32		text;
+BEGIN
+	SELECT * INTO u FROM iam.users WHERE id = me;
+	IF u.two_factor_enabled THEN
+		PERFORM iam.api_error('IA409', 'two-factor authentication is already enabled',
+							  'Sign in with a code; an administrator can reset it.');
+	END IF;
+	secret := substr(decode(translate(iam.auth_random_token(), '-_', '+/') || '=', 'base64'), 1, 20);
+	INSERT INTO iam.user_totp (user_id, org_id, totp_secret) VALUES (u.id, u.org_id, secret)
+	ON CONFLICT (user_id) DO UPDATE SET totp_secret = excluded.totp_secret, enabled_at = NULL,
+										last_step = NULL, recovery_code_hashes = '{}', created_at = now();
+	b32 := iam.base32_encode(secret);
+	PERFORM iam.auth_activity(u.id, u.org_id, 'totp_setup_started', 'two-factor setup started', NULL);
+	RETURN ROW(200, json_build_object('secret', b32,
+		'otpauth_uri', format('otpauth://totp/%s:%s?secret=%s&issuer=%s&algorithm=SHA1&digits=6&period=30',
+							  'pg_iam', iam.api_urlencode(u.email), b32, 'pg_iam')), NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_2fa_setup(jsonb, jsonb) IS
+	'POST /auth/2fa/setup: a new TOTP secret for the caller, returned this once as {secret (base32), otpauth_uri}; 2FA is on only after POST /auth/2fa/verify; IA409 when it is already on';
+
+CREATE FUNCTION iam.api_auth_2fa_verify(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me		uuid := iam.api_caller();
+	tf		iam.user_totp;
+	step	bigint;
+	codes	text[] := '{}';
+	c		text;
+BEGIN
+	PERFORM iam.api_body_object(body, ARRAY['code']);
+	SELECT * INTO tf FROM iam.user_totp WHERE user_id = me AND enabled_at IS NULL FOR UPDATE;
+	IF NOT FOUND THEN
+		PERFORM iam.api_error('IA409', 'no two-factor setup is pending', 'Start with POST /api/v1/auth/2fa/setup.');
+	END IF;
+	step := iam.totp_match(tf.totp_secret, iam.api_string_field(body, 'code', 16, false), now(), NULL);
+	IF step IS NULL THEN
+		PERFORM iam.api_error('IA422', 'code: not the current code of the authenticator', 'Enter the 6 digits the app shows now.');
+	END IF;
+	FOR i IN 1..10 LOOP
+		c := lower(left(iam.base32_encode(decode(translate(iam.auth_random_token(), '-_', '+/') || '=', 'base64')), 10));
+		codes := codes || (left(c, 5) || '-' || right(c, 5));
+	END LOOP;
+	UPDATE iam.user_totp
+	SET enabled_at = now(), last_step = step,
+		recovery_code_hashes = ARRAY(SELECT iam.auth_digest(replace(x, '-', '')) FROM unnest(codes) x)
+	WHERE user_id = me;
+	UPDATE iam.users SET two_factor_enabled = true WHERE id = me;
+	PERFORM iam.auth_activity(me, iam.current_org_id(), 'totp_enabled', 'two-factor authentication enabled', NULL);
+	RETURN ROW(200, json_build_object('recovery_codes', codes), NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_2fa_verify(jsonb, jsonb) IS
+	'POST /auth/2fa/verify {code}: a valid code of the pending secret turns 2FA on; returns ten single-use recovery codes once (stored as SHA-256 digests)';
+
+------------------------------------------------------------------------------
+-- Password reset and invitations
+------------------------------------------------------------------------------
+CREATE FUNCTION iam.auth_token_issue(kind text, u iam.users, ttl interval, payload jsonb) RETURNS timestamptz
+	LANGUAGE plpgsql AS $$
+DECLARE
+	new_token	text := iam.auth_random_token();
+	expires		timestamptz := now() + ttl;
+BEGIN
+	INSERT INTO iam.auth_tokens (token_hash, kind, user_id, org_id, expires_at)
+	VALUES (iam.auth_digest(new_token), auth_token_issue.kind, u.id, u.org_id, expires);
+	INSERT INTO iam.email_outbox (org_id, to_address, template, payload)
+	VALUES (u.org_id, u.email, auth_token_issue.kind,
+			auth_token_issue.payload || jsonb_build_object('token', new_token, 'name', u.name, 'expires_at', iam.api_ts(expires)));
+	RETURN expires;
+END
+$$;
+COMMENT ON FUNCTION iam.auth_token_issue(text, iam.users, interval, jsonb) IS
+	'Internal: a single-use token of kind for user u, valid for ttl, stored as its digest and queued in iam.email_outbox';
+
+CREATE FUNCTION iam.auth_token_use(kind text, body jsonb) RETURNS iam.users
+	LANGUAGE plpgsql AS $$
+DECLARE
+	t	iam.auth_tokens;
+	u	iam.users;
+BEGIN
+	PERFORM iam.api_body_object(body, ARRAY['token', 'password']);
+	SELECT * INTO t FROM iam.auth_tokens x
+	WHERE x.token_hash = iam.auth_digest(iam.api_string_field(body, 'token', 200, false)) AND x.kind = auth_token_use.kind
+	FOR UPDATE;
+	IF NOT FOUND OR t.used_at IS NOT NULL OR t.expires_at <= now() THEN
+		PERFORM iam.api_error('IA400', 'token: not valid, already used or expired', 'Ask for a new link.');
+	END IF;
+	SELECT * INTO u FROM iam.users x WHERE x.id = t.user_id AND x.deleted_at IS NULL;
+	IF NOT FOUND THEN
+		PERFORM iam.api_error('IA400', 'token: not valid, already used or expired', 'Ask for a new link.');
+	END IF;
+	IF jsonb_typeof(body->'password') IS DISTINCT FROM 'string' THEN
+		PERFORM iam.api_error('IA422', 'password: is required', 'Send the new password as a JSON string.');
+	END IF;
+	PERFORM set_config('iam.user_id', u.id::text, true), set_config('iam.org_id', u.org_id::text, true);
+	BEGIN
+		PERFORM iam.set_password(u.id, body->>'password');
+	EXCEPTION WHEN invalid_parameter_value THEN
+		PERFORM iam.api_error('IA422', 'password: ' || SQLERRM,
+							  'Choose a passphrase of at least 12 characters that is not your e-mail address or name.');
+	END;
+	UPDATE iam.auth_tokens SET used_at = now() WHERE token_hash = t.token_hash;
+	RETURN u;
+END
+$$;
+COMMENT ON FUNCTION iam.auth_token_use(text, jsonb) IS
+	'Internal: consumes a single-use token of kind from body {token, password} and sets the password (policy: IA422 naming the rule); IA400 for an unknown, used or expired token';
+
+CREATE FUNCTION iam.api_auth_password_reset(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	u	iam.users;
+BEGIN
+	PERFORM iam.api_body_object(body, ARRAY['email']);
+	SELECT * INTO u FROM iam.users x
+	WHERE lower(x.email) = lower(iam.api_string_field(body, 'email', 255, false))
+	  AND x.deleted_at IS NULL AND x.is_active;
+	IF FOUND THEN
+		PERFORM iam.auth_token_issue('password_reset', u, interval '1 hour', '{}');
+		PERFORM iam.auth_activity(u.id, u.org_id, 'password_reset_requested', 'password reset requested', NULL);
+	END IF;
+	-- the same answer whether or not the address is known
+	RETURN ROW(202, '{}'::json, NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_password_reset(jsonb, jsonb) IS
+	'POST /auth/password-reset {email}: queues a reset message with a single-use token valid one hour when the address belongs to an active user; 202 either way';
+
+CREATE FUNCTION iam.api_auth_password_reset_confirm(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	u	iam.users := iam.auth_token_use('password_reset', body);
+	n	int;
+BEGIN
+	n := iam.auth_revoke_sessions(u.id, 'password_reset');
+	PERFORM iam.auth_activity(u.id, u.org_id, 'password_reset', 'password reset; every session revoked',
+							  jsonb_build_object('sessions_revoked', n));
+	RETURN ROW(204, NULL, NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_password_reset_confirm(jsonb, jsonb) IS
+	'POST /auth/password-reset/confirm {token, password}: sets the password with a reset token (single use) and revokes every session of the user; 204';
+
+CREATE FUNCTION iam.api_auth_invitations_create(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	me		uuid := iam.api_caller();
+	created	iam.api_response;
+	u		iam.users;
+	org		record;
+BEGIN
+	IF body ? 'password' THEN
+		PERFORM iam.api_error('IA422', 'password: the invited user chooses it', 'Leave password out.');
+	END IF;
+	created := iam.api_users_create(params, body);
+	SELECT * INTO u FROM iam.users WHERE id = (created.body->>'id')::uuid;
+	SELECT o.name INTO org FROM iam.organizations o WHERE o.id = u.org_id;
+	PERFORM iam.auth_token_issue('invitation', u, interval '7 days',
+								 jsonb_build_object('organization', org.name));
+	PERFORM iam.auth_activity(me, u.org_id, 'user_invited', 'user invited',
+							  jsonb_build_object('invited_user_id', u.id));
+	RETURN created;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_invitations_create(jsonb, jsonb) IS
+	'POST /auth/invitations (users.create): creates the user like POST /users, without a password, and queues an invitation with a single-use token valid seven days; 201 with the user';
+
+CREATE FUNCTION iam.api_auth_invitations_accept(params jsonb, body jsonb) RETURNS iam.api_response
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	u	iam.users := iam.auth_token_use('invitation', body);
+BEGIN
+	PERFORM iam.auth_activity(u.id, u.org_id, 'invitation_accepted', 'invitation accepted; password set', NULL);
+	RETURN ROW(204, NULL, NULL)::iam.api_response;
+END
+$$;
+COMMENT ON FUNCTION iam.api_auth_invitations_accept(jsonb, jsonb) IS
+	'POST /auth/invitations/accept {token, password}: sets the invited user''s password with the invitation token (single use); 204, then sign in';
+
+INSERT INTO iam.routes (method, path, handler, permission, read_only, rate_limit_class, authenticated, issues_token,
+						query_params, body_schema, summary) VALUES
+('POST', '/auth/login', 'iam.api_auth_login(jsonb,jsonb)', NULL, false, 'auth', false, true, '{}',
+ '{"type": "object", "additionalProperties": false, "required": ["email", "password"], "properties": {
+   "email": {"type": "string", "maxLength": 255},
+   "password": {"type": "string", "maxLength": 1024, "writeOnly": true},
+   "totp": {"type": "string", "maxLength": 64, "writeOnly": true}}}',
+ 'Sign in: an access token and a refresh token'),
+('POST', '/auth/refresh', 'iam.api_auth_refresh(jsonb,jsonb)', NULL, false, 'auth', false, true, '{}',
+ '{"type": "object", "additionalProperties": false, "required": ["refresh_token"], "properties": {
+   "refresh_token": {"type": "string", "maxLength": 200, "writeOnly": true}}}',
+ 'Exchange a refresh token for new tokens (rotation; reuse revokes the session)'),
+('POST', '/auth/logout', 'iam.api_auth_logout(jsonb,jsonb)', NULL, false, 'write', true, false, '{}', NULL,
+ 'Sign out: revoke the bearer token''s session'),
+('GET', '/auth/sessions', 'iam.api_auth_sessions_list(jsonb,jsonb)', NULL, true, 'read', true, false, '{}', NULL,
+ 'The caller''s live sessions'),
+('DELETE', '/auth/sessions/{id:uuid}', 'iam.api_auth_sessions_delete(jsonb,jsonb)', NULL, false, 'write', true, false,
+ '{}', NULL, 'Revoke a session'),
+('POST', '/auth/sessions/revoke-others', 'iam.api_auth_sessions_revoke_others(jsonb,jsonb)', NULL, false, 'write',
+ true, false, '{}', NULL, 'Revoke every session of the caller but the current one'),
+('POST', '/auth/2fa/setup', 'iam.api_auth_2fa_setup(jsonb,jsonb)', NULL, false, 'auth', true, false, '{}', NULL,
+ 'Start TOTP setup: the secret and an otpauth URI, shown once'),
+('POST', '/auth/2fa/verify', 'iam.api_auth_2fa_verify(jsonb,jsonb)', NULL, false, 'auth', true, false, '{}',
+ '{"type": "object", "additionalProperties": false, "required": ["code"], "properties": {
+   "code": {"type": "string", "pattern": "^[0-9]{6}$"}}}',
+ 'Confirm TOTP setup with a code: 2FA on, recovery codes shown once'),
+('POST', '/auth/password-reset', 'iam.api_auth_password_reset(jsonb,jsonb)', NULL, false, 'auth', false, false, '{}',
+ '{"type": "object", "additionalProperties": false, "required": ["email"], "properties": {
+   "email": {"type": "string", "maxLength": 255}}}',
+ 'Ask for a password-reset message'),
+('POST', '/auth/password-reset/confirm', 'iam.api_auth_password_reset_confirm(jsonb,jsonb)', NULL, false, 'auth', false,
+ false, '{}',
+ '{"type": "object", "additionalProperties": false, "required": ["token", "password"], "properties": {
+   "token": {"type": "string", "maxLength": 200, "writeOnly": true},
+   "password": {"type": "string", "maxLength": 1024, "writeOnly": true}}}',
+ 'Set a new password with a reset token; revokes every session'),
+('POST', '/auth/invitations', 'iam.api_auth_invitations_create(jsonb,jsonb)', 'users.create', false, 'write', true,
+ false, '{}',
+ '{"type": "object", "additionalProperties": false, "required": ["email", "name"], "properties": {
+   "email": {"type": "string", "format": "email", "maxLength": 255},
+   "name": {"type": "string", "minLength": 1, "maxLength": 255},
+   "role": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 50, "default": "member"},
+   "department": {"type": ["string", "null"], "maxLength": 100}}}',
+ 'Invite a user by e-mail'),
+('POST', '/auth/invitations/accept', 'iam.api_auth_invitations_accept(jsonb,jsonb)', NULL, false, 'auth', false, false,
+ '{}',
+ '{"type": "object", "additionalProperties": false, "required": ["token", "password"], "properties": {
+   "token": {"type": "string", "maxLength": 200, "writeOnly": true},
+   "password": {"type": "string", "maxLength": 1024, "writeOnly": true}}}',
+ 'Accept an invitation: choose a password');
+
+DO $auth_privileges$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+			 WHERE p.pronamespace = 'iam'::regnamespace
+			   AND (p.proname LIKE 'auth\_%' OR p.proname LIKE 'api\_auth\_%' OR p.proname LIKE 'totp\_%'
+					OR p.proname = 'base32_encode' OR p.proname = 'api_caller')
+	LOOP
+		EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+	END LOOP;
+	FOR f IN SELECT r.handler FROM iam.routes r JOIN pg_proc p ON p.oid = r.handler
+			 WHERE p.proname LIKE 'api\_auth\_%' LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO iam_gateway', f);
+	END LOOP;
+END
+$auth_privileges$;

@@ -13,9 +13,12 @@
 #include "utils/guc.h"
 
 #include "audit_sealer.h"
+#include "auth.h"
+#include "cache_version.h"
 #include "context.h"
 #include "password.h"
 #include "rbac_cache.h"
+#include "refresh_worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -31,8 +34,11 @@ _PG_init(void)
 {
 	ContextInit();
 	PasswordInit();
+	AuthInit();
 	RbacCacheInit();
 	AuditSealerInit();
+	RefreshWorkerInit();
+	CacheVersionInit();
 
 	/* every iam.* setting is defined above: a typo such as iam.orgid errors */
 	MarkGUCPrefixReserved("iam");

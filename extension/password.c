@@ -72,32 +72,17 @@ check_password_policy(const char *password, int len, const char *email, const ch
 }
 
 /*
- * iam.password_hash(password, email, name) checks the policy and returns the
- * argon2id PHC string of password with a fresh random salt.
+ * PasswordHashArgon2id returns the argon2id PHC string (palloc'd) of
+ * password[0..len) with a fresh random salt and the configured costs; it
+ * checks no policy (iam.password_hash does, before calling it).
  */
-Datum
-iam_password_hash(PG_FUNCTION_ARGS)
+char *
+PasswordHashArgon2id(const char *password, int len)
 {
-	text	   *password_text;
-	char	   *password;
-	int			len;
 	uint8		salt[SALT_BYTES];
 	size_t		encoded_len;
 	char	   *encoded;
 	int			rc;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("password must not be NULL"),
-				 errhint("Pass the password to hash.")));
-
-	password_text = PG_GETARG_TEXT_PP(0);
-	password = VARDATA_ANY(password_text);
-	len = VARSIZE_ANY_EXHDR(password_text);
-	check_password_policy(text_to_cstring(password_text), len,
-						  PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
-						  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)));
 
 	if (!pg_strong_random(salt, sizeof(salt)))
 		ereport(ERROR,
@@ -118,7 +103,43 @@ iam_password_hash(PG_FUNCTION_ARGS)
 				 errmsg("argon2id hashing failed: %s", argon2_error_message(rc)),
 				 errhint("Check the iam.argon2_* settings.")));
 
-	PG_RETURN_TEXT_P(cstring_to_text(encoded));
+	return encoded;
+}
+
+/* PasswordArgon2Costs reports the configured costs of new hashes. */
+void
+PasswordArgon2Costs(int *memory_kib, int *iterations, int *parallelism)
+{
+	*memory_kib = argon2_memory_kib;
+	*iterations = argon2_iterations;
+	*parallelism = argon2_parallelism;
+}
+
+/*
+ * iam.password_hash(password, email, name) checks the policy and returns the
+ * argon2id PHC string of password with a fresh random salt.
+ */
+Datum
+iam_password_hash(PG_FUNCTION_ARGS)
+{
+	text	   *password_text;
+	char	   *password;
+	int			len;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("password must not be NULL"),
+				 errhint("Pass the password to hash.")));
+
+	password_text = PG_GETARG_TEXT_PP(0);
+	password = VARDATA_ANY(password_text);
+	len = VARSIZE_ANY_EXHDR(password_text);
+	check_password_policy(text_to_cstring(password_text), len,
+						  PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						  PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)));
+
+	PG_RETURN_TEXT_P(cstring_to_text(PasswordHashArgon2id(password, len)));
 }
 
 /*

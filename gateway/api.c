@@ -35,21 +35,27 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <openssl/evp.h>
 
 #include "accesslog.h"
+#include "auth.h"
+#include "cache.h"
 #include "json_body.h"
 #include "problem.h"
+#include "ratelimit.h"
 #include "sqlstate.h"
 
 #define API_POOL_WAIT_MS	5000
 #define API_DB_TIMEOUT_MS	30000
 #define API_IF_MATCH_MAX	256
 #define API_HEADER_MAX		16
+#define API_CTX_PARAMS		7	/* user, org, request id, ip, user agent, session, external subject */
 
 #define CTX_SQL \
 	"SELECT set_config('iam.user_id', $1, true), set_config('iam.org_id', $2, true), " \
 	"set_config('iam.request_id', $3, true), set_config('iam.ip', $4, true), " \
-	"set_config('iam.user_agent', $5, true)"
+	"set_config('iam.user_agent', $5, true), set_config('iam.session_id', $6, true), " \
+	"set_config('iam.external_sub', $7, true)"
 #define CTX_RO_SQL	CTX_SQL ", set_config('transaction_read_only', 'on', true)"
 
 /* What one round trip produced. */
@@ -140,7 +146,7 @@ note_error(ApiResult *out, const PGresult *res, Metrics *metrics)
  */
 static int
 round_trip(PGconn *conn, DbConnState *st, uint64_t generation, int n_routes,
-		   const Route *r, const char *const ctxv[5], const char *params,
+		   const Route *r, const char *const ctxv[API_CTX_PARAMS], const char *params,
 		   const char *body, Metrics *metrics, ApiResult *out)
 {
 	enum
@@ -180,8 +186,8 @@ round_trip(PGconn *conn, DbConnState *st, uint64_t generation, int n_routes,
 	}
 	if (!st->common_prepared)
 	{
-		if (!PQsendPrepare(conn, "ctx", CTX_SQL, 5, NULL) ||
-			!PQsendPrepare(conn, "ctx_ro", CTX_RO_SQL, 5, NULL))
+		if (!PQsendPrepare(conn, "ctx", CTX_SQL, API_CTX_PARAMS, NULL) ||
+			!PQsendPrepare(conn, "ctx_ro", CTX_RO_SQL, API_CTX_PARAMS, NULL))
 			goto send_failed;
 		cmds[ncmds++] = CMD_PREP_CTX;
 		cmds[ncmds++] = CMD_PREP_CTX_RO;
@@ -192,7 +198,7 @@ round_trip(PGconn *conn, DbConnState *st, uint64_t generation, int n_routes,
 			goto send_failed;
 		cmds[ncmds++] = CMD_PREP_HANDLER;
 	}
-	if (!PQsendQueryPrepared(conn, r->read_only ? "ctx_ro" : "ctx", 5, ctxv, NULL, NULL, 0) ||
+	if (!PQsendQueryPrepared(conn, r->read_only ? "ctx_ro" : "ctx", API_CTX_PARAMS, ctxv, NULL, NULL, 0) ||
 		!PQsendQueryPrepared(conn, hname, 2, hv, NULL, NULL, 0) ||
 		!PQpipelineSync(conn))
 		goto send_failed;
@@ -310,12 +316,53 @@ is_header_value(const char *s)
 	return true;
 }
 
+/* media_type_is says whether ct is type, with optional parameters. */
+static bool
+media_type_is(const char *ct, const char *type)
+{
+	size_t		n = strlen(type);
+
+	if (ct == NULL || strncasecmp(ct, type, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/*
+ * reply_text sends a handler's non-JSON answer (a report as CSV): the
+ * handler's body is then one JSON string, whose text is the response; the
+ * only case where the gateway decodes a body instead of passing it through.
+ */
+static int
+reply_text(HttpRequest *req, const Route *route, const ApiResult *res,
+		   const char *content_type, const HttpHeader *headers, size_t n)
+{
+	json_error_t jerr;
+	json_t	   *text = json_loadb(res->body, res->body_len, JSON_DECODE_ANY, &jerr);
+	int			rc;
+
+	if (!json_is_string(text))
+	{
+		json_decref(text);
+		accesslog_event("error", "handler's text body is not a JSON string", "route", route->label,
+						"request_id", http_request_id(req), NULL);
+		return reply_problem(req, 500, "internal", "internal error");
+	}
+	rc = http_reply(req, (unsigned int) res->status, content_type,
+					json_string_value(text), json_string_length(text), headers, n);
+	json_decref(text);
+	return rc;
+}
+
 /* reply_result sends the handler's answer: status, body as is, headers. */
 static int
 reply_result(HttpRequest *req, const Route *route, ApiResult *res)
 {
 	HttpHeader	headers[API_HEADER_MAX];
 	size_t		n = 0;
+	const char *content_type = NULL;	/* NULL: the body is JSON */
 	json_t	   *hobj = NULL;
 	const char *key;
 	json_t	   *v;
@@ -339,7 +386,10 @@ reply_result(HttpRequest *req, const Route *route, ApiResult *res)
 		{
 			json_object_foreach(hobj, key, v)
 			{
-				if (n < API_HEADER_MAX && json_is_string(v) && is_header_name(key) &&
+				if (strcasecmp(key, "Content-Type") == 0 && json_is_string(v) &&
+					media_type_is(json_string_value(v), "text/csv"))
+					content_type = "text/csv; charset=utf-8";
+				else if (n < API_HEADER_MAX && json_is_string(v) && is_header_name(key) &&
 					is_header_value(json_string_value(v)))
 					headers[n++] = (HttpHeader) {key, json_string_value(v)};
 				else
@@ -350,11 +400,81 @@ reply_result(HttpRequest *req, const Route *route, ApiResult *res)
 	}
 	if (res->status == 204 || res->body == NULL)
 		rc = http_reply(req, (unsigned int) res->status, "application/json", "", 0, headers, n);
+	else if (content_type != NULL)
+		rc = reply_text(req, route, res, content_type, headers, n);
 	else
 		rc = http_reply(req, (unsigned int) res->status, "application/json",
 						res->body, res->body_len, headers, n);
 	json_decref(hobj);
 	return rc;
+}
+
+/*
+ * reply_entry sends a cacheable response (#7): the body with its ETag, or
+ * 304 without a body when If-None-Match names the ETag.
+ */
+static int
+reply_entry(HttpRequest *req, const Route *route, const CacheEntry *e)
+{
+	ApiResult	res;
+	const char *inm = http_header(req, "If-None-Match");
+	HttpHeader	h[1] = {{"ETag", e->etag}};
+
+	if (cache_etag_matches(inm, e->etag))
+	{
+		cache_note_not_modified();
+		return http_reply(req, 304, "application/json", "", 0, h, 1);
+	}
+	if (e->headers == NULL)
+		return http_reply(req, (unsigned int) e->status, "application/json",
+						  e->body, e->body_len, h, 1);
+	/* the handler's own headers (with its ETag) go the usual way; nothing is freed */
+	memset(&res, 0, sizeof(res));
+	res.status = e->status;
+	res.body = e->body;
+	res.body_len = e->body_len;
+	res.headers = e->headers;
+	return reply_result(req, route, &res);
+}
+
+/*
+ * entry_of makes the cache entry of a handler's 200 response, with the
+ * handler's ETag or one of the body.  The strings are copies; the caller
+ * frees the entry.  NULL when out of memory.
+ */
+static CacheEntry *
+entry_of(const ApiResult *res)
+{
+	CacheEntry *e = calloc(1, sizeof(CacheEntry));
+	char		etag[40];
+	json_t	   *h = NULL;
+	json_error_t jerr;
+	bool		has_headers;
+
+	if (e == NULL)
+		return NULL;
+	if (res->headers != NULL)
+		h = json_loads(res->headers, 0, &jerr);
+	has_headers = json_is_object(h) && json_object_size(h) > 0;
+	if (json_is_string(json_object_get(h, "ETag")) &&
+		strlen(json_string_value(json_object_get(h, "ETag"))) < sizeof(etag))
+		snprintf(etag, sizeof(etag), "%s", json_string_value(json_object_get(h, "ETag")));
+	else
+		cache_etag(res->body != NULL ? res->body : "", res->body_len, etag);
+	json_decref(h);
+	e->status = res->status;
+	e->etag = strdup(etag);
+	e->headers = has_headers ? strdup(res->headers) : NULL;
+	e->body_len = res->body_len;
+	e->body = malloc(res->body_len + 1);
+	if (e->etag == NULL || e->body == NULL || (has_headers && e->headers == NULL))
+	{
+		cache_entry_free(e);
+		return NULL;
+	}
+	memcpy(e->body, res->body != NULL ? res->body : "", res->body_len);
+	e->body[res->body_len] = '\0';
+	return e;
 }
 
 /* reply_db_error maps the round trip's error to problem+json and logs it. */
@@ -375,26 +495,62 @@ reply_db_error(HttpRequest *req, const Route *route, const ApiResult *res)
 	});
 }
 
-/* content_type_is_json accepts application/json with optional parameters. */
+/*
+ * content_type_is_json accepts application/json, and the JSON merge patch
+ * type (RFC 7396) that PATCH bodies may declare.
+ */
 static bool
 content_type_is_json(const char *ct)
 {
-	size_t		n = strlen("application/json");
-
-	if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
-		return false;
-	ct += n;
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	return *ct == '\0' || *ct == ';';
+	return media_type_is(ct, "application/json") ||
+		media_type_is(ct, "application/merge-patch+json");
 }
 
-/* authenticate verifies the bearer token; 0 with *claims, or replies 401. */
+/*
+ * accepts_csv says whether an Accept header asks for text/csv before (or
+ * without) JSON; handlers that can answer in CSV (the reports) then get
+ * "accept": "text/csv" in their params.  Quality values are not weighed.
+ */
+static bool
+accepts_csv(const char *accept)
+{
+	const char *csv = accept != NULL ? strcasestr(accept, "text/csv") : NULL;
+	const char *json = accept != NULL ? strcasestr(accept, "application/json") : NULL;
+
+	return csv != NULL && (json == NULL || csv < json);
+}
+
+/*
+ * caller_label writes who an external token's subject is for the access
+ * log and the rate limiter: "ext-" and 16 hex digits of its SHA-256, so an
+ * arbitrary provider string never reaches a log line or a Redis key.
+ */
+static void
+caller_label(const char *ext_sub, char out[40])
+{
+	unsigned char d[32];
+	unsigned int n = 0;
+
+	strcpy(out, "ext-");
+	if (EVP_Digest(ext_sub, strlen(ext_sub), d, &n, EVP_sha256(), NULL) != 1)
+		memset(d, 0, sizeof(d));
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 4 + 2 * i, 3, "%02x", d[i]);
+}
+
+/*
+ * authenticate verifies the bearer token; 0 with *claims, or replies 401.
+ * A token found in the verified-token cache is not verified again; one
+ * whose iss is the external provider's (IAM_OIDC_ISSUER) goes to that
+ * provider's keys, every other to the gateway's.
+ */
 static int
-authenticate(HttpRequest *req, const HttpContext *ctx, JwtClaims *claims, int *rc)
+authenticate(HttpRequest *req, const HttpContext *ctx, JwtClaims *claims, char label[40], int *rc)
 {
 	const char *authz = http_header(req, "Authorization");
 	const char *token;
+	size_t		len;
+	long long	now = (long long) time(NULL);
 	JwtError	err;
 
 	if (authz == NULL || strncasecmp(authz, "Bearer ", 7) != 0)
@@ -409,8 +565,18 @@ authenticate(HttpRequest *req, const HttpContext *ctx, JwtClaims *claims, int *r
 	token = authz + 7;
 	while (*token == ' ')
 		token++;
-	err = ctx->verifier == NULL ? JWT_UNKNOWN_KID :
-		jwt_verify(ctx->verifier, token, strlen(token), (long long) time(NULL), claims);
+	len = strlen(token);
+	if (jwtcache_get(ctx->jwt_cache, token, len, now, claims))
+		err = JWT_OK;
+	else
+	{
+		const JwtVerifier *v = ctx->external != NULL &&
+			jwt_issuer_is(token, len, ctx->config->oidc_issuer) ? ctx->external : ctx->verifier;
+
+		err = v == NULL ? JWT_UNKNOWN_KID : jwt_verify(v, token, len, now, claims);
+		if (err == JWT_OK)
+			jwtcache_put(ctx->jwt_cache, token, len, now, claims);
+	}
 	if (err != JWT_OK)
 	{
 		accesslog_event("info", "bearer token refused", "reason", jwt_error_name(err),
@@ -422,7 +588,11 @@ authenticate(HttpRequest *req, const HttpContext *ctx, JwtClaims *claims, int *r
 		});
 		return -1;
 	}
-	http_set_user(req, claims->sub);
+	if (claims->ext_sub[0] != '\0')
+		caller_label(claims->ext_sub, label);
+	else
+		snprintf(label, 40, "%s", claims->sub);
+	http_set_user(req, label);
 	return 0;
 }
 
@@ -463,6 +633,10 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 	DbConnState *st;
 	ApiResult	res;
 	int			rc;
+	char		client_ip[64];
+	char		cache_key_hex[65];
+	bool		cacheable = false;
+	char		who[40] = "";	/* user id, or ext-… for an external token */
 
 	memset(&claims, 0, sizeof(claims));
 	memset(&res, 0, sizeof(res));
@@ -502,7 +676,13 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 	}
 	http_set_route(req, route->label);
 
-	if (route->authenticated && authenticate(req, ctx, &claims, &rc) != 0)
+	if (route->authenticated && authenticate(req, ctx, &claims, who, &rc) != 0)
+		goto done;
+
+	/* rate limit (#7): per user, or per client IP (and account) when anonymous */
+	ratelimit_client_ip(req, ctx->config, client_ip, sizeof(client_ip));
+	body = http_body(req, &body_len);
+	if (ratelimit_check(req, ctx->config, route, who, client_ip, body, body_len, &rc) != 0)
 		goto done;
 
 	walk.route = route;
@@ -524,6 +704,8 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 		}
 		json_object_set_new(params, "if_match", v);
 	}
+	if (accepts_csv(http_header(req, "Accept")))
+		json_object_set_new(params, "accept", json_string("text/csv"));
 
 	body = http_body(req, &body_len);
 	if (body != NULL && body_len > 0)
@@ -545,10 +727,39 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 	else
 		body = NULL;
 
-	if ((params_text = json_dumps(params, JSON_COMPACT)) == NULL)
+	/* the session lifetime, for the routes that start or extend one */
+	if (route->issues_token)
+		json_object_set_new(params, "refresh_ttl", json_integer(ctx->config->refresh_ttl));
+	if ((params_text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS)) == NULL)
 	{
 		rc = -1;
 		goto done;
+	}
+
+	/*
+	 * The response cache (#7), for cacheable GETs: the key names the caller
+	 * (user and session), its organisation and their cache version, taken
+	 * before the database is read.
+	 */
+	/* an external token's user is known only to SQL: nothing to key a cache on */
+	if (route->cacheable && strcmp(route->method, "GET") == 0 && body == NULL &&
+		claims.ext_sub[0] == '\0')
+	{
+		char		caller[80];
+
+		snprintf(caller, sizeof(caller), "%s/%s", claims.sub, claims.sid);
+		cacheable = cache_key(route->label, params_text, claims.org, caller, cache_key_hex);
+	}
+	if (cacheable)
+	{
+		CacheEntry *hit = cache_get(cache_key_hex);
+
+		if (hit != NULL)
+		{
+			rc = reply_entry(req, route, hit);
+			cache_entry_free(hit);
+			goto done;
+		}
 	}
 
 	/* the database, last: one round trip, retried once on 40001/40P01 */
@@ -556,7 +767,7 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 	{
 		const char *ua = http_header(req, "User-Agent");
 		char		ua_cut[256];
-		const char *ctxv[5];
+		const char *ctxv[API_CTX_PARAMS];
 
 		/* iam.user_agent: at most 255 bytes, cut at a character boundary */
 		snprintf(ua_cut, sizeof(ua_cut), "%s", ua != NULL ? ua : "");
@@ -565,12 +776,24 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 		ctxv[0] = claims.sub;
 		ctxv[1] = claims.org;
 		ctxv[2] = http_request_id(req);
-		ctxv[3] = http_remote(req);
+		ctxv[3] = client_ip;
 		ctxv[4] = ua_cut;
+		ctxv[5] = claims.sid;	/* iam.api_caller() refuses a revoked session */
+		ctxv[6] = claims.ext_sub;	/* iam.api_caller() maps it to a user */
 
 		result_clear(&res);
 		if ((conn = db_pool_acquire_state(ctx->pool, API_POOL_WAIT_MS, &st)) == NULL)
 		{
+			/* load shedding (#7): too many requests wait for a connection */
+			if (errno == EAGAIN)
+			{
+				rc = problem_reply(req, &(Problem) {
+					.status = 503,.code = "overloaded",
+						.detail = "The server is overloaded; try again shortly.",
+						.retry_after = 1,
+				});
+				goto done;
+			}
 			metrics_db_error(ctx->metrics, "connection");
 			rc = problem_reply(req, &(Problem) {
 				.status = 503,.code = "database_unavailable",
@@ -587,7 +810,25 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 		if (!sqlstate_map(res.sqlstate, NULL).retry || attempt == 1)
 			break;
 	}
-	rc = res.ok ? reply_result(req, route, &res) : reply_db_error(req, route, &res);
+	/* a write of ours: the next read of this organisation must not wait for the poll */
+	if (res.ok && !route->read_only && res.status < 400)
+		cache_written(claims.org);
+	if (res.ok && cacheable && res.status == 200)
+	{
+		CacheEntry *e = entry_of(&res);
+
+		if (e != NULL)
+		{
+			cache_put(cache_key_hex, e);
+			rc = reply_entry(req, route, e);
+			cache_entry_free(e);
+			goto done;
+		}
+	}
+	if (res.ok && route->issues_token)
+		rc = auth_token_reply(req, ctx, res.status, res.body, res.body_len, res.headers);
+	else
+		rc = res.ok ? reply_result(req, route, &res) : reply_db_error(req, route, &res);
 
 done:
 	result_clear(&res);

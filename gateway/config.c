@@ -32,6 +32,8 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
+#include "jwk.h"
+
 #define DEFAULT_LISTEN				"127.0.0.1:8080"
 #define DEFAULT_REDIS_PORT			6379
 #define MAX_THREADS					256
@@ -836,7 +838,8 @@ config_jwt_kid(const char *const *envp, Config *cfg, char **errmsg)
 
 /*
  * load_verify_key reads one IAM_JWT_VERIFY_KEYS file: the raw secret for
- * HS256, else a PEM public key (or a private key, whose public half is used).
+ * HS256, else a PEM public key (or a private key, whose public half is
+ * used), EC P-256 or RSA whatever IAM_JWT_ALG is.
  */
 static int
 load_verify_key(Config *cfg, ConfigJwtKey *k, const char *path, char **errmsg)
@@ -886,7 +889,22 @@ load_verify_key(Config *cfg, ConfigJwtKey *k, const char *path, char **errmsg)
 					 setting, q, config_jwt_alg_name(cfg->jwt_alg));
 		return -1;
 	}
-	return check_pkey(setting, k->pkey, cfg->jwt_alg, q, errmsg);
+	/*
+	 * A key's type fixes the algorithm it verifies (jwt.c pins it), so the
+	 * keys may be of another type than the signing key: a rotation from
+	 * ES256 to RS256 keeps the ES256 tokens valid.
+	 */
+	if (EVP_PKEY_is_a(k->pkey, "RSA"))
+		return check_pkey(setting, k->pkey, CONFIG_JWT_RS256, q, errmsg);
+	if (!EVP_PKEY_is_a(k->pkey, "EC"))
+	{
+		const char *type = EVP_PKEY_get0_type_name(k->pkey);
+
+		config_error(errmsg, "%s: %s holds an %s key; give EC P-256 (ES256) or RSA (RS256) public keys",
+					 setting, q, type != NULL ? type : "unknown");
+		return -1;
+	}
+	return check_pkey(setting, k->pkey, CONFIG_JWT_ES256, q, errmsg);
 }
 
 /* config_jwt_verify_keys parses IAM_JWT_VERIFY_KEYS: kid=/path[,kid=/path...]. */
@@ -960,6 +978,79 @@ config_jwt_verify_keys(const char *const *envp, Config *cfg, char **errmsg)
 		free(path);
 		p = next;
 	}
+	return 0;
+}
+
+/*
+ * config_oidc loads the external identity provider: IAM_OIDC_JWKS_FILE (a
+ * JWKS document of EC P-256 / RSA public keys, each with a kid),
+ * IAM_OIDC_ISSUER (required with it) and IAM_OIDC_AUDIENCE (optional).
+ */
+static int
+config_oidc(const char *const *envp, Config *cfg, char **errmsg)
+{
+	static const char setting[] = "IAM_OIDC_JWKS_FILE";
+	const char *path = env_get(envp, setting);
+	unsigned char *data;
+	size_t		len;
+	char		q[QUOTE_BUFSIZE];
+	char		why[256];
+	JwkKey	   *keys = NULL;
+	size_t		n = 0;
+
+	if (config_text(envp, "IAM_OIDC_ISSUER", &cfg->oidc_issuer, errmsg) != 0 ||
+		config_text(envp, "IAM_OIDC_AUDIENCE", &cfg->oidc_audience, errmsg) != 0)
+		return -1;
+	if (path == NULL)
+	{
+		if (cfg->oidc_issuer != NULL || cfg->oidc_audience != NULL)
+		{
+			config_error(errmsg, "%s: not set, but IAM_OIDC_ISSUER or IAM_OIDC_AUDIENCE is; "
+						 "give the provider's keys as a JWKS file", setting);
+			return -1;
+		}
+		return 0;
+	}
+	if (cfg->oidc_issuer == NULL)
+	{
+		config_error(errmsg, "IAM_OIDC_ISSUER: required with IAM_OIDC_JWKS_FILE (the provider's iss)");
+		return -1;
+	}
+	/* the issuer decides which keys a token is checked with: they must differ */
+	if (cfg->jwt_issuer != NULL && strcmp(cfg->jwt_issuer, cfg->oidc_issuer) == 0)
+	{
+		config_error(errmsg, "IAM_OIDC_ISSUER: equal to IAM_JWT_ISSUER; the provider's tokens must be told apart by iss");
+		return -1;
+	}
+	if ((cfg->oidc_jwks_file = strdup(path)) == NULL)
+	{
+		config_error(errmsg, "%s: out of memory", setting);
+		return -1;
+	}
+	if (read_key_file(setting, path, &data, &len, errmsg) != 0)
+		return -1;
+	quote(path, q, sizeof(q));
+	if (jwk_set_parse((const char *) data, len, &keys, &n, why, sizeof(why)) != 0)
+	{
+		config_error(errmsg, "%s: %s: %s", setting, q, why);
+		free(data);
+		return -1;
+	}
+	free(data);
+	if ((cfg->oidc_keys = calloc(n, sizeof(ConfigJwtKey))) == NULL)
+	{
+		jwk_keys_free(keys, n);
+		config_error(errmsg, "%s: out of memory", setting);
+		return -1;
+	}
+	/* the keys move into the Config; the array goes */
+	for (size_t i = 0; i < n; i++)
+	{
+		cfg->oidc_keys[i].kid = keys[i].kid;
+		cfg->oidc_keys[i].pkey = keys[i].pkey;
+	}
+	cfg->n_oidc_keys = (int) n;
+	free(keys);
 	return 0;
 }
 
@@ -1051,6 +1142,112 @@ config_cors(const char *const *envp, Config *cfg, char **errmsg)
 	return 0;
 }
 
+/* config_switch reads an on|off setting (also true/false, 1/0). */
+static int
+config_switch(const char *const *envp, const char *name, bool def, bool *out,
+			  char **errmsg)
+{
+	const char *value = env_get(envp, name);
+	char		q[QUOTE_BUFSIZE];
+
+	*out = def;
+	if (value == NULL)
+		return 0;
+	if (strcasecmp(value, "on") == 0 || strcasecmp(value, "true") == 0 || strcmp(value, "1") == 0)
+		*out = true;
+	else if (strcasecmp(value, "off") == 0 || strcasecmp(value, "false") == 0 || strcmp(value, "0") == 0)
+		*out = false;
+	else
+	{
+		config_error(errmsg, "%s: %s is not on or off", name, quote(value, q, sizeof(q)));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * config_limits reads the rate-limit, load-shedding and cache settings (#7):
+ * IAM_RATE_LIMIT, IAM_RATE_LIMIT_FAIL (open|closed), IAM_TRUSTED_PROXIES
+ * (comma-separated addresses or CIDR networks), IAM_REDIS_TIMEOUT_MS,
+ * IAM_MAX_DB_WAITERS, IAM_CACHE, IAM_CACHE_TTL, IAM_CACHE_L1_MB,
+ * IAM_CACHE_POLL_MS.
+ */
+static int
+config_limits(const char *const *envp, Config *cfg, char **errmsg)
+{
+	const char *fail = env_get(envp, "IAM_RATE_LIMIT_FAIL");
+	const char *proxies = env_get(envp, "IAM_TRUSTED_PROXIES");
+	char		q[QUOTE_BUFSIZE];
+
+	if (config_switch(envp, "IAM_RATE_LIMIT", true, &cfg->rate_limit, errmsg) != 0 ||
+		config_switch(envp, "IAM_CACHE", true, &cfg->cache, errmsg) != 0 ||
+		config_int(envp, "IAM_REDIS_TIMEOUT_MS", 200, 10, 10000,
+				   &cfg->redis_timeout_ms, errmsg) != 0 ||
+		config_int(envp, "IAM_MAX_DB_WAITERS", 4 * cfg->db_pool_size, 0, 1000000,
+				   &cfg->max_db_waiters, errmsg) != 0 ||
+		config_int(envp, "IAM_CACHE_TTL", 60, 1, 86400, &cfg->cache_ttl, errmsg) != 0 ||
+		config_int(envp, "IAM_CACHE_L1_MB", 64, 1, 65536, &cfg->cache_l1_mb, errmsg) != 0 ||
+		config_int(envp, "IAM_CACHE_POLL_MS", 20, 1, 10000, &cfg->cache_poll_ms, errmsg) != 0)
+		return -1;
+	if (fail != NULL && strcmp(fail, "open") != 0 && strcmp(fail, "closed") != 0)
+	{
+		config_error(errmsg, "IAM_RATE_LIMIT_FAIL: %s is not open or closed",
+					 quote(fail, q, sizeof(q)));
+		return -1;
+	}
+	cfg->rate_limit_fail_closed = fail != NULL && strcmp(fail, "closed") == 0;
+	while (proxies != NULL && *proxies != '\0')
+	{
+		size_t		len = strcspn(proxies, ",");
+		char		item[INET6_ADDRSTRLEN + 8];
+		char	   *slash;
+		ConfigCidr	c;
+		ConfigCidr *grown;
+		long		bits = -1;
+
+		while (len > 0 && *proxies == ' ')
+			proxies++, len--;
+		if (len == 0 || len >= sizeof(item))
+			goto bad;
+		memcpy(item, proxies, len);
+		item[len] = '\0';
+		while (len > 0 && item[len - 1] == ' ')
+			item[--len] = '\0';
+		memset(&c, 0, sizeof(c));
+		if ((slash = strchr(item, '/')) != NULL)
+		{
+			*slash = '\0';
+			if (!parse_int_strict(slash + 1, 0, 128, &bits))
+				goto bad;
+		}
+		if (inet_pton(AF_INET, item, c.addr) == 1)
+			c.family = AF_INET;
+		else if (inet_pton(AF_INET6, item, c.addr) == 1)
+			c.family = AF_INET6;
+		else
+			goto bad;
+		c.bits = bits >= 0 ? (int) bits : (c.family == AF_INET ? 32 : 128);
+		if (c.bits > (c.family == AF_INET ? 32 : 128))
+			goto bad;
+		if ((grown = realloc(cfg->trusted_proxies,
+							 sizeof(ConfigCidr) * (size_t) (cfg->n_trusted_proxies + 1))) == NULL)
+		{
+			config_error(errmsg, "IAM_TRUSTED_PROXIES: out of memory");
+			return -1;
+		}
+		cfg->trusted_proxies = grown;
+		cfg->trusted_proxies[cfg->n_trusted_proxies++] = c;
+		proxies += strcspn(proxies, ",");
+		if (*proxies == ',')
+			proxies++;
+	}
+	return 0;
+bad:
+	config_error(errmsg, "IAM_TRUSTED_PROXIES: %s is not a comma-separated list of addresses or networks (10.0.0.0/8, ::1)",
+				 quote(env_get(envp, "IAM_TRUSTED_PROXIES"), q, sizeof(q)));
+	return -1;
+}
+
 static int
 default_threads(void)
 {
@@ -1096,9 +1293,13 @@ config_load(const char *const *envp, char **errmsg)
 				   &cfg->jwt_leeway, errmsg) != 0 ||
 		config_jwt_kid(envp, cfg, errmsg) != 0 ||
 		config_jwt_verify_keys(envp, cfg, errmsg) != 0 ||
+		config_int(envp, "IAM_JWT_CACHE_SIZE", 10000, 0, 1000000,
+				   &cfg->jwt_cache_size, errmsg) != 0 ||
+		config_oidc(envp, cfg, errmsg) != 0 ||
 		config_cors(envp, cfg, errmsg) != 0 ||
 		config_int(envp, "IAM_SHUTDOWN_TIMEOUT", 10, 0, 3600,
-				   &cfg->shutdown_timeout, errmsg) != 0)
+				   &cfg->shutdown_timeout, errmsg) != 0 ||
+		config_limits(envp, cfg, errmsg) != 0)
 	{
 		config_free(cfg);
 		return NULL;
@@ -1163,8 +1364,18 @@ config_free(Config *cfg)
 		}
 	}
 	free(cfg->jwt_verify_keys);
+	free(cfg->oidc_jwks_file);
+	for (int i = 0; i < cfg->n_oidc_keys; i++)
+	{
+		free(cfg->oidc_keys[i].kid);
+		EVP_PKEY_free(cfg->oidc_keys[i].pkey);
+	}
+	free(cfg->oidc_keys);
+	free(cfg->oidc_issuer);
+	free(cfg->oidc_audience);
 	for (int i = 0; i < cfg->n_cors_origins; i++)
 		free(cfg->cors_origins[i]);
 	free(cfg->cors_origins);
+	free(cfg->trusted_proxies);
 	free(cfg);
 }

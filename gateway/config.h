@@ -28,6 +28,14 @@ typedef struct ConfigRedis
 	int			db;
 } ConfigRedis;
 
+/* A trusted proxy network (IAM_TRUSTED_PROXIES): address and prefix length. */
+typedef struct ConfigCidr
+{
+	int			family;			/* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int			bits;
+} ConfigCidr;
+
 /* One extra JWT verification key (IAM_JWT_VERIFY_KEYS), for key rotation. */
 typedef struct ConfigJwtKey
 {
@@ -65,6 +73,14 @@ typedef struct Config
 	int			jwt_leeway;		/* seconds of clock skew allowed */
 	ConfigJwtKey *jwt_verify_keys;	/* IAM_JWT_VERIFY_KEYS */
 	int			n_jwt_verify_keys;
+	int			jwt_cache_size; /* IAM_JWT_CACHE_SIZE: verified tokens kept; 0: off */
+
+	/* an external identity provider (IAM_OIDC_*); n_oidc_keys 0: none */
+	char	   *oidc_jwks_file; /* NULL when unset */
+	ConfigJwtKey *oidc_keys;	/* kid and public key of each usable JWK */
+	int			n_oidc_keys;
+	char	   *oidc_issuer;	/* required with a JWKS file */
+	char	   *oidc_audience;	/* NULL: aud not checked */
 
 	char	  **cors_origins;	/* exact origins allowed; none when unset */
 	int			n_cors_origins;
@@ -75,6 +91,18 @@ typedef struct Config
 	int			db_pool_size;
 	int			idle_timeout;	/* seconds: IAM_CONNECTION_TIMEOUT (alias IAM_IDLE_TIMEOUT) */
 	int			shutdown_timeout;	/* seconds */
+
+	/* rate limiting, load shedding and the response cache (#7) */
+	bool		rate_limit;		/* IAM_RATE_LIMIT on|off */
+	bool		rate_limit_fail_closed; /* IAM_RATE_LIMIT_FAIL closed: 503 without Redis */
+	ConfigCidr *trusted_proxies;	/* IAM_TRUSTED_PROXIES */
+	int			n_trusted_proxies;
+	int			redis_timeout_ms;	/* IAM_REDIS_TIMEOUT_MS: connect and command */
+	int			max_db_waiters; /* IAM_MAX_DB_WAITERS; 0: unbounded */
+	bool		cache;			/* IAM_CACHE on|off */
+	int			cache_ttl;		/* IAM_CACHE_TTL seconds */
+	int			cache_l1_mb;	/* IAM_CACHE_L1_MB */
+	int			cache_poll_ms;	/* IAM_CACHE_POLL_MS: versions polled this often */
 } Config;
 
 /*

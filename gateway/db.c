@@ -43,6 +43,9 @@ struct DbPool
 	int			size;
 	atomic_bool down;			/* last connection attempt failed */
 	atomic_uint_least64_t waits;	/* acquisitions that found no free slot */
+	atomic_uint_least64_t shed;	/* acquisitions refused: too many waiting */
+	int			max_waiters;	/* 0: no bound; set before use */
+	int			n_waiting;		/* guarded by lock */
 	DbSlot	   *slots;
 };
 
@@ -243,6 +246,18 @@ db_pool_acquire(DbPool *pool, int timeout_ms)
 	return db_pool_acquire_state(pool, timeout_ms, NULL);
 }
 
+void
+db_pool_set_max_waiters(DbPool *pool, int max_waiters)
+{
+	pool->max_waiters = max_waiters;
+}
+
+uint64_t
+db_pool_shed(DbPool *pool)
+{
+	return atomic_load(&pool->shed);
+}
+
 uint64_t
 db_pool_waits(DbPool *pool)
 {
@@ -299,15 +314,28 @@ db_pool_acquire_state(DbPool *pool, int timeout_ms, DbConnState **state)
 			break;
 		if (!waited)
 		{
+			/* shed load instead of queueing without limit */
+			if (pool->max_waiters > 0 && pool->n_waiting >= pool->max_waiters)
+			{
+				pthread_mutex_unlock(&pool->lock);
+				atomic_fetch_add(&pool->shed, 1);
+				errno = EAGAIN;
+				return NULL;
+			}
 			waited = true;
+			pool->n_waiting++;
 			atomic_fetch_add(&pool->waits, 1);
 		}
 		if (pthread_cond_timedwait(&pool->freed, &pool->lock, &deadline) == ETIMEDOUT)
 		{
+			pool->n_waiting--;
 			pthread_mutex_unlock(&pool->lock);
+			errno = ETIMEDOUT;
 			return NULL;
 		}
 	}
+	if (waited)
+		pool->n_waiting--;
 	slot->in_use = true;
 	conn = slot->conn;
 	pthread_mutex_unlock(&pool->lock);
@@ -331,6 +359,8 @@ db_pool_acquire_state(DbPool *pool, int timeout_ms, DbConnState **state)
 		pthread_cond_signal(&pool->freed);
 	}
 	pthread_mutex_unlock(&pool->lock);
+	if (conn == NULL)
+		errno = ECONNREFUSED;
 	return conn;
 }
 

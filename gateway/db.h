@@ -67,6 +67,16 @@ extern PGconn *db_pool_acquire_state(DbPool *pool, int timeout_ms,
  */
 extern int	db_state_reserve(DbConnState *state, size_t n);
 
+/*
+ * db_pool_set_max_waiters bounds the requests waiting for a free slot (0:
+ * no bound); past it db_pool_acquire(_state) fails at once with errno
+ * EAGAIN (load shedding), while a wait that times out sets ETIMEDOUT.
+ */
+extern void db_pool_set_max_waiters(DbPool *pool, int max_waiters);
+
+/* db_pool_shed returns how many acquisitions were refused by the bound. */
+extern uint64_t db_pool_shed(DbPool *pool);
+
 /* db_pool_waits returns how many acquisitions had to wait for a free slot. */
 extern uint64_t db_pool_waits(DbPool *pool);
 

@@ -32,7 +32,10 @@
 
 #include "accesslog.h"
 #include "api.h"
+#include "auth.h"
+#include "cache.h"
 #include "health.h"
+#include "ratelimit.h"
 #include "problem.h"
 #include "request_id.h"
 
@@ -71,6 +74,9 @@ struct HttpRequest
 	char		route[160];		/* route label for metrics and the log; "" when none */
 	char		user_id[40];	/* authenticated user; "" when none */
 	const char *cors_origin;	/* the allowed Origin (config's string), or NULL */
+	char		extra_name[HTTP_EXTRA_HEADERS][64];	/* http_add_header */
+	char		extra_value[HTTP_EXTRA_HEADERS][128];
+	int			n_extra;
 };
 
 typedef int (*HttpHandler) (HttpRequest *req, const HttpContext *ctx);
@@ -93,6 +99,7 @@ static const struct
 	{"/readyz", "GET /readyz", health_ready},
 	{"/metrics", "GET /metrics", http_metrics},
 	{"/openapi.json", "GET /openapi.json", api_openapi},
+	{"/.well-known/jwks.json", "GET /.well-known/jwks.json", auth_jwks},
 };
 
 #define HTTP_API_PREFIX		"/api/v1"
@@ -152,6 +159,17 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		buf[--len] = '\0';
 	accesslog_event("warn", "libmicrohttpd", "detail", buf, NULL);
+}
+
+void
+http_add_header(HttpRequest *req, const char *name, const char *value)
+{
+	if (req->n_extra >= HTTP_EXTRA_HEADERS || strlen(name) >= sizeof(req->extra_name[0]) ||
+		strlen(value) >= sizeof(req->extra_value[0]))
+		return;
+	strcpy(req->extra_name[req->n_extra], name);
+	strcpy(req->extra_value[req->n_extra], value);
+	req->n_extra++;
 }
 
 const char *
@@ -246,8 +264,27 @@ http_metrics(HttpRequest *req, const HttpContext *ctx)
 		.pool_waits = db_pool_waits(ctx->pool),
 	};
 	char	   *text = metrics_render(ctx->metrics, &g);
+	char	   *more[3] = {ratelimit_metrics(), cache_metrics(), NULL};
 	int			rc;
 
+	if (asprintf(&more[2], "# HELP iam_db_shed_total Requests refused with 503 because too many waited for a database connection (IAM_MAX_DB_WAITERS).\n"
+				 "# TYPE iam_db_shed_total counter\n"
+				 "iam_db_shed_total %llu\n", (unsigned long long) db_pool_shed(ctx->pool)) < 0)
+		more[2] = NULL;
+	/* the limiter's, the cache's and the pool's own counters (#7) follow */
+	for (int k = 0; k < 3 && text != NULL; k++)
+	{
+		char	   *joined = NULL;
+
+		if (more[k] != NULL && asprintf(&joined, "%s%s", text, more[k]) >= 0)
+		{
+			free(text);
+			text = joined;
+		}
+		free(more[k]);
+	}
+	for (int k = 0; k < 3 && text == NULL; k++)
+		free(more[k]);
 	if (text == NULL)
 		return -1;
 	rc = http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", text,
@@ -274,11 +311,14 @@ http_reply(HttpRequest *req, unsigned int status, const char *content_type,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	for (i = 0; ok && i < n; i++)
 		ok = MHD_add_response_header(resp, headers[i].name, headers[i].value);
+	for (int k = 0; ok && k < req->n_extra; k++)
+		ok = MHD_add_response_header(resp, req->extra_name[k], req->extra_value[k]);
 	if (ok && req->cors_origin != NULL)
 		ok = MHD_add_response_header(resp, "Access-Control-Allow-Origin", req->cors_origin) &&
 			MHD_add_response_header(resp, "Vary", "Origin") &&
 			MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-									"ETag, Location, Link, Retry-After, X-Request-Id");
+									"ETag, Location, Link, Retry-After, X-Request-Id, "
+									"RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset");
 	/* during shutdown, tell keep-alive clients to go elsewhere */
 	if (ok && atomic_load(&req->srv->closing))
 		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");

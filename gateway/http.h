@@ -11,6 +11,7 @@
 #include "config.h"
 #include "db.h"
 #include "jwt.h"
+#include "jwtcache.h"
 #include "metrics.h"
 #include "routes.h"
 
@@ -24,6 +25,8 @@ typedef struct HttpContext
 	DbPool	   *pool;
 	Routes	   *routes;			/* the API route table and its loader */
 	const JwtVerifier *verifier;	/* NULL: no key configured, tokens refused */
+	const JwtVerifier *external;	/* IAM_OIDC_*: the provider's tokens; NULL: none */
+	JwtCache   *jwt_cache;		/* verified tokens (IAM_JWT_CACHE_SIZE); NULL: off */
 	Metrics    *metrics;
 } HttpContext;
 
@@ -80,6 +83,15 @@ extern void http_stop(HttpServer *srv);
 extern int	http_reply(HttpRequest *req, unsigned int status,
 					   const char *content_type, const char *body, size_t len,
 					   const HttpHeader *headers, size_t n);
+
+/*
+ * http_add_header adds a header (copied) to whatever reply req gets later,
+ * error replies included (the RateLimit-* headers).  At most
+ * HTTP_EXTRA_HEADERS per request; more, or longer than 63/127 bytes, are
+ * dropped.
+ */
+#define HTTP_EXTRA_HEADERS	6
+extern void http_add_header(HttpRequest *req, const char *name, const char *value);
 
 /* http_request_id returns req's X-Request-Id, valid until the request ends. */
 extern const char *http_request_id(const HttpRequest *req);

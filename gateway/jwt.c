@@ -4,8 +4,17 @@
  *		bearer tokens and signing the access tokens the gateway issues.
  *
  * The rules are those of RFC 8725 (JWT best current practices).  The
- * algorithm is pinned by configuration and the header's "alg" must equal it,
- * so neither "none" nor an HS256 token keyed with an RSA public key gets in.
+ * algorithm is pinned by configuration, per key: a verifier holds HS256
+ * secrets only, or public keys whose type fixes their algorithm (EC P-256:
+ * ES256, RSA: RS256), and the header's "alg" must be the algorithm of the
+ * key its "kid" selects.  So neither "none" nor an HS256 token keyed with an
+ * RSA public key gets in, and rotating from ES256 to RS256 keeps the old
+ * tokens valid without letting a token choose how a key is used.
+ *
+ * Tokens of an external identity provider (JWT_MODE_EXTERNAL) follow the
+ * same rules, and must name their key by kid; their sub is any string (an
+ * identifier of the provider, mapped to a user by the database) and they
+ * carry no org.
  * Every parser is strict: base64url without padding or stray bits, JSON
  * objects without duplicate members (two parsers reading different values
  * from one token is a classic bypass), no "crit" extension, since we
@@ -56,6 +65,7 @@ typedef struct VerifierKey
 {
 	char	   *kid;			/* NULL: the default key */
 	size_t		kid_len;
+	JwtAlg		alg;			/* the only algorithm this key verifies */
 	EVP_PKEY   *pkey;			/* our own reference */
 	unsigned char *secret;		/* wiped on free */
 	size_t		secret_len;
@@ -63,14 +73,16 @@ typedef struct VerifierKey
 
 struct JwtVerifier
 {
-	JwtAlg		alg;
+	unsigned int algs;			/* bit (1 << alg) of every key's algorithm */
+	JwtMode		mode;
 	VerifierKey *keys;
 	size_t		nkeys;
 	char	   *issuer;			/* NULL: not checked */
-	char	   *audience;		/* NULL: tokens must carry no aud */
+	char	   *audience;		/* NULL: tokens must carry no aud (external
+								 * mode: aud not checked) */
 	int			leeway;
 	EVP_MAC    *hmac;			/* HS256: fetched once, not per token */
-	BIGNUM	   *order;			/* ES256: n of P-256, for the r/s range */
+	BIGNUM	   *order;			/* ES256 keys: n of P-256, for the r/s range */
 };
 
 /* A decoded part of a token, pointing into jwt_verify's buffer. */
@@ -237,22 +249,27 @@ p256_order(void)
 	return order;
 }
 
-JwtVerifier *
-jwt_verifier_create(JwtAlg alg, const JwtKey *keys, size_t nkeys,
-					const char *issuer, const char *audience,
-					int leeway_seconds)
+/*
+ * verifier_create builds a verifier of nkeys keys, key i verifying
+ * algs[i] only (already checked to fit).
+ */
+static JwtVerifier *
+verifier_create(const JwtKey *keys, const JwtAlg *algs, size_t nkeys,
+				const char *issuer, const char *audience,
+				int leeway_seconds, JwtMode mode)
 {
 	JwtVerifier *v;
 	size_t		i;
 	size_t		j;
 
-	if (keys == NULL || nkeys == 0 ||
-		(alg != JWT_HS256 && alg != JWT_ES256 && alg != JWT_RS256) ||
-		leeway_seconds < 0 || leeway_seconds > LEEWAY_MAX)
+	if (leeway_seconds < 0 || leeway_seconds > LEEWAY_MAX ||
+		(mode != JWT_MODE_ACCESS && mode != JWT_MODE_EXTERNAL) ||
+		(mode == JWT_MODE_EXTERNAL && issuer == NULL))
 		return NULL;
 	for (i = 0; i < nkeys; i++)
 	{
-		if (!key_fits(alg, &keys[i]))
+		/* an external provider's tokens name their key */
+		if (mode == JWT_MODE_EXTERNAL && keys[i].kid == NULL)
 			return NULL;
 		/* two keys under one kid (or two defaults) would make kid ambiguous */
 		for (j = 0; j < i; j++)
@@ -264,7 +281,7 @@ jwt_verifier_create(JwtAlg alg, const JwtKey *keys, size_t nkeys,
 
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		return NULL;
-	v->alg = alg;
+	v->mode = mode;
 	v->leeway = leeway_seconds;
 	if ((v->keys = calloc(nkeys, sizeof(*v->keys))) == NULL)
 		goto fail;
@@ -274,13 +291,15 @@ jwt_verifier_create(JwtAlg alg, const JwtKey *keys, size_t nkeys,
 
 		/* count the key before filling it so a failure frees what is set */
 		v->nkeys = i + 1;
+		k->alg = algs[i];
+		v->algs |= 1U << algs[i];
 		if (keys[i].kid != NULL)
 		{
 			if ((k->kid = strdup(keys[i].kid)) == NULL)
 				goto fail;
 			k->kid_len = strlen(k->kid);
 		}
-		if (alg == JWT_HS256)
+		if (algs[i] == JWT_HS256)
 		{
 			if ((k->secret = malloc(keys[i].secret_len)) == NULL)
 				goto fail;
@@ -297,15 +316,75 @@ jwt_verifier_create(JwtAlg alg, const JwtKey *keys, size_t nkeys,
 	if ((issuer != NULL && (v->issuer = strdup(issuer)) == NULL) ||
 		(audience != NULL && (v->audience = strdup(audience)) == NULL))
 		goto fail;
-	if (alg == JWT_HS256 && (v->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+	if ((v->algs & (1U << JWT_HS256)) && (v->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
 		goto fail;
-	if (alg == JWT_ES256 && (v->order = p256_order()) == NULL)
+	if ((v->algs & (1U << JWT_ES256)) && (v->order = p256_order()) == NULL)
 		goto fail;
 	return v;
 
 fail:
 	jwt_verifier_free(v);
 	return NULL;
+}
+
+JwtVerifier *
+jwt_verifier_create(JwtAlg alg, const JwtKey *keys, size_t nkeys,
+					const char *issuer, const char *audience,
+					int leeway_seconds)
+{
+	JwtAlg	   *algs;
+	JwtVerifier *v;
+
+	if (keys == NULL || nkeys == 0 ||
+		(alg != JWT_HS256 && alg != JWT_ES256 && alg != JWT_RS256))
+		return NULL;
+	for (size_t i = 0; i < nkeys; i++)
+		if (!key_fits(alg, &keys[i]))
+			return NULL;
+	if ((algs = calloc(nkeys, sizeof(*algs))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < nkeys; i++)
+		algs[i] = alg;
+	v = verifier_create(keys, algs, nkeys, issuer, audience, leeway_seconds, JWT_MODE_ACCESS);
+	free(algs);
+	return v;
+}
+
+bool
+jwt_key_alg(EVP_PKEY *pkey, JwtAlg *alg)
+{
+	JwtKey		k = {NULL, pkey, NULL, 0};
+
+	if (key_fits(JWT_ES256, &k))
+		*alg = JWT_ES256;
+	else if (key_fits(JWT_RS256, &k))
+		*alg = JWT_RS256;
+	else
+		return false;
+	return true;
+}
+
+JwtVerifier *
+jwt_verifier_create_public(const JwtKey *keys, size_t nkeys,
+						   const char *issuer, const char *audience,
+						   int leeway_seconds, JwtMode mode)
+{
+	JwtAlg	   *algs;
+	JwtVerifier *v;
+
+	if (keys == NULL || nkeys == 0)
+		return NULL;
+	if ((algs = calloc(nkeys, sizeof(*algs))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < nkeys; i++)
+		if (keys[i].secret != NULL || !jwt_key_alg(keys[i].pkey, &algs[i]))
+		{
+			free(algs);
+			return NULL;
+		}
+	v = verifier_create(keys, algs, nkeys, issuer, audience, leeway_seconds, mode);
+	free(algs);
+	return v;
 }
 
 void
@@ -472,7 +551,7 @@ verify_signature(const JwtVerifier *v, const VerifierKey *key,
 				 const unsigned char *sig, size_t sig_len,
 				 const unsigned char *data, size_t len)
 {
-	switch (v->alg)
+	switch (key->alg)
 	{
 		case JWT_HS256:
 			{
@@ -527,14 +606,15 @@ select_key(const JwtVerifier *v, const char *kid, size_t kid_len)
 			 memcmp(k->kid, kid, kid_len) == 0))
 			return k;
 	}
-	if (kid == NULL && v->nkeys == 1)
+	if (kid == NULL && v->nkeys == 1 && v->mode == JWT_MODE_ACCESS)
 		return &v->keys[0];
 	return NULL;
 }
 
 /*
- * check_header applies the header rules and picks the key: alg must be the
- * pinned one, typ (if any) "JWT", no crit, kid (if any) a known string.
+ * check_header applies the header rules and picks the key: alg must be one
+ * the verifier's keys use, typ (if any) "JWT", no crit, kid (if any) a known
+ * string, and alg the very algorithm of the key kid selects.
  */
 static JwtError
 check_header(const JwtVerifier *v, json_t *hdr, const VerifierKey **key)
@@ -542,11 +622,15 @@ check_header(const JwtVerifier *v, json_t *hdr, const VerifierKey **key)
 	json_t	   *alg = json_object_get(hdr, "alg");
 	json_t	   *typ = json_object_get(hdr, "typ");
 	json_t	   *kid = json_object_get(hdr, "kid");
-	const char *name = alg_name(v->alg);
+	int			want = -1;
 
 	if (!json_is_string(alg))
 		return JWT_MALFORMED;
-	if (!json_equals(alg, name, strlen(name)))
+	for (int a = JWT_HS256; a <= JWT_RS256; a++)
+		if ((v->algs & (1U << a)) &&
+			json_equals(alg, alg_name((JwtAlg) a), strlen(alg_name((JwtAlg) a))))
+			want = a;
+	if (want < 0)
 		return JWT_BAD_ALG;
 	if (typ != NULL && !json_equals(typ, "JWT", 3))
 		return JWT_MALFORMED;
@@ -558,7 +642,12 @@ check_header(const JwtVerifier *v, json_t *hdr, const VerifierKey **key)
 	*key = kid != NULL ?
 		select_key(v, json_string_value(kid), json_string_length(kid)) :
 		select_key(v, NULL, 0);
-	return *key != NULL ? JWT_OK : JWT_UNKNOWN_KID;
+	if (*key == NULL)
+		return JWT_UNKNOWN_KID;
+	/* the key's type fixed its algorithm: a token cannot pick another */
+	if ((int) (*key)->alg != want)
+		return JWT_BAD_ALG;
+	return JWT_OK;
 }
 
 /*
@@ -661,9 +750,13 @@ check_audience(const JwtVerifier *v, json_t *aud)
 	json_t	   *item;
 	bool		found = false;
 
-	/* a token meant for someone, when we are no one in particular */
+	/*
+	 * A token meant for someone, when we are no one in particular; an
+	 * external provider's tokens always name its client, checked only when
+	 * configured.
+	 */
 	if (v->audience == NULL)
-		return aud == NULL;
+		return aud == NULL || v->mode == JWT_MODE_EXTERNAL;
 	len = strlen(v->audience);
 	if (json_is_string(aud))
 		return json_equals(aud, v->audience, len);
@@ -677,6 +770,28 @@ check_audience(const JwtVerifier *v, json_t *aud)
 			found = true;
 	}
 	return found;
+}
+
+/*
+ * external_subject copies an external token's sub, 1 to JWT_EXT_SUB_MAX
+ * bytes of UTF-8 without control characters, into out->ext_sub.  Its org,
+ * sid and jti are not ours to read: the database maps sub to a user.
+ */
+static JwtError
+external_subject(json_t *claims, JwtClaims *out)
+{
+	json_t	   *sub = json_object_get(claims, "sub");
+	const char *s = json_string_value(sub);
+	size_t		len = json_string_length(sub);
+
+	if (s == NULL || len == 0 || len > JWT_EXT_SUB_MAX)
+		return JWT_BAD_CLAIMS;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char) s[i] < 0x20 || s[i] == 0x7F)
+			return JWT_BAD_CLAIMS;
+	memcpy(out->ext_sub, s, len);
+	out->ext_sub[len] = '\0';
+	return JWT_OK;
 }
 
 /* check_claims applies the claim rules at time now and fills *out. */
@@ -712,6 +827,8 @@ check_claims(const JwtVerifier *v, json_t *claims, long long now, JwtClaims *out
 	if ((has_nbf && nbf - v->leeway > now) || out->iat - v->leeway > now)
 		return JWT_NOT_YET_VALID;
 
+	if (v->mode == JWT_MODE_EXTERNAL)
+		return external_subject(claims, out);
 	if (!claim_uuid(claims, "sub", &has_sub, out->sub) || !has_sub ||
 		!claim_uuid(claims, "org", &has_org, out->org) || !has_org ||
 		!claim_uuid(claims, "sid", &has_sid, out->sid))
@@ -816,6 +933,29 @@ jwt_verify(const JwtVerifier *v, const char *token, size_t len,
 	if (err == JWT_OK)
 		*out = claims;
 	return err;
+}
+
+bool
+jwt_issuer_is(const char *token, size_t len, const char *issuer)
+{
+	const char *dot1;
+	const char *dot2;
+	unsigned char *buf;
+	size_t		n = 0;
+	json_t	   *claims = NULL;
+	bool		same = false;
+
+	if (token == NULL || issuer == NULL || len > JWT_MAX_TOKEN ||
+		(dot1 = memchr(token, '.', len)) == NULL ||
+		(dot2 = memchr(dot1 + 1, '.', len - (size_t) (dot1 + 1 - token))) == NULL ||
+		(buf = malloc(len)) == NULL)
+		return false;
+	if (b64url_decode(dot1 + 1, (size_t) (dot2 - dot1 - 1), buf, &n))
+		claims = parse_object(buf, n);
+	same = claims != NULL && json_equals(json_object_get(claims, "iss"), issuer, strlen(issuer));
+	json_decref(claims);
+	free(buf);
+	return same;
 }
 
 /*

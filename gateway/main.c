@@ -26,11 +26,15 @@
 #include <openssl/rand.h>
 
 #include "accesslog.h"
+#include "cache.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
 #include "jwt.h"
+#include "jwtcache.h"
 #include "metrics.h"
+#include "ratelimit.h"
+#include "redis.h"
 #include "routes.h"
 
 #define EXIT_CONFIG		2
@@ -113,30 +117,18 @@ verifier_create(const Config *cfg, bool *none)
 		*none = true;
 		return NULL;
 	}
-	return jwt_verifier_create(jwt_alg_of(cfg->jwt_alg), keys, n, cfg->jwt_issuer,
-							   cfg->jwt_audience, cfg->jwt_leeway);
+	/* HS256 holds secrets only; public keys verify the algorithm of their type */
+	if (cfg->jwt_alg == CONFIG_JWT_HS256)
+		return jwt_verifier_create(JWT_HS256, keys, n, cfg->jwt_issuer,
+								   cfg->jwt_audience, cfg->jwt_leeway);
+	return jwt_verifier_create_public(keys, n, cfg->jwt_issuer, cfg->jwt_audience,
+									  cfg->jwt_leeway, JWT_MODE_ACCESS);
 }
 
 static bool
 is_uuid_arg(const char *s)
 {
 	return s != NULL && routes_is_uuid(s);
-}
-
-/* random_uuid writes a random (version 4) uuid into out[37]. */
-static int
-random_uuid(char *out)
-{
-	unsigned char b[16];
-
-	if (RAND_bytes(b, sizeof(b)) != 1)
-		return -1;
-	b[6] = (unsigned char) ((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char) ((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-			 b[11], b[12], b[13], b[14], b[15]);
-	return 0;
 }
 
 static void
@@ -225,10 +217,9 @@ token_main(int argc, char **argv)
 	memset(&claims, 0, sizeof(claims));
 	lower_copy(claims.sub, sub);
 	lower_copy(claims.org, org);
+	/* without --sid the token names no session: valid until exp (service accounts) */
 	if (sid != NULL)
 		lower_copy(claims.sid, sid);
-	else if (random_uuid(claims.sid) != 0)
-		fail(1, strdup("token: RAND_bytes failed"));
 	if (RAND_bytes(jti, sizeof(jti)) != 1)
 		fail(1, strdup("token: RAND_bytes failed"));
 	for (size_t i = 0; i < sizeof(jti); i++)
@@ -255,6 +246,8 @@ main(int argc, char **argv)
 	HttpServer *srv;
 	HttpContext ctx;
 	JwtVerifier *verifier;
+	JwtVerifier *external = NULL;
+	JwtCache   *jwt_cache = NULL;
 	Metrics    *metrics;
 	Routes	   *routes;
 	bool		no_key;
@@ -284,11 +277,30 @@ main(int argc, char **argv)
 	verifier = verifier_create(cfg, &no_key);
 	if (verifier == NULL && !no_key)
 		fail(EXIT_CONFIG, strdup("IAM_JWT_KEY_FILE: the keys cannot form a verifier (check IAM_JWT_VERIFY_KEYS and IAM_JWT_LEEWAY)"));
-	if (no_key)
+	if (no_key && cfg->n_oidc_keys == 0)
 		accesslog_event("warn", "no IAM_JWT_KEY_FILE: every bearer token is refused", NULL);
+	if (cfg->n_oidc_keys > 0)
+	{
+		JwtKey		keys[256];
+		size_t		n = 0;
+
+		for (int i = 0; i < cfg->n_oidc_keys && n < sizeof(keys) / sizeof(keys[0]); i++)
+			keys[n++] = (JwtKey) {cfg->oidc_keys[i].kid, cfg->oidc_keys[i].pkey, NULL, 0};
+		if ((external = jwt_verifier_create_public(keys, n, cfg->oidc_issuer, cfg->oidc_audience,
+												   cfg->jwt_leeway, JWT_MODE_EXTERNAL)) == NULL)
+			fail(EXIT_CONFIG, strdup("IAM_OIDC_JWKS_FILE: the keys cannot form a verifier"));
+	}
+	if (cfg->jwt_cache_size > 0 && (jwt_cache = jwtcache_create((size_t) cfg->jwt_cache_size)) == NULL)
+		fail(1, NULL);
 	if ((pool = db_pool_create(cfg->database_url, cfg->db_pool_size)) == NULL)
 		fail(1, strdup("cannot create the database pool (out of memory, or libpq without thread safety)"));
 	if ((metrics = metrics_create()) == NULL)
+		fail(1, NULL);
+	/* rate limiting, load shedding and the response cache (#7) */
+	if (cfg->redis_enabled)
+		redis_init(&cfg->redis, cfg->redis_timeout_ms);
+	db_pool_set_max_waiters(pool, cfg->max_db_waiters);
+	if (ratelimit_init(cfg) != 0 || cache_init(cfg) != 0)
 		fail(1, NULL);
 	if ((routes = routes_start(cfg->database_url)) == NULL)
 		fail(1, strdup("cannot start the routes loader"));
@@ -296,6 +308,8 @@ main(int argc, char **argv)
 	ctx.pool = pool;
 	ctx.routes = routes;
 	ctx.verifier = verifier;
+	ctx.external = external;
+	ctx.jwt_cache = jwt_cache;
 	ctx.metrics = metrics;
 	if ((srv = http_start(fd, &ctx, &err)) == NULL)
 		fail(1, err);
@@ -324,9 +338,13 @@ main(int argc, char **argv)
 	}
 	http_stop(srv);
 	routes_stop(routes);
+	cache_shutdown();
+	ratelimit_shutdown();
 	db_pool_destroy(pool);
 	metrics_free(metrics);
 	jwt_verifier_free(verifier);
+	jwt_verifier_free(external);
+	jwtcache_free(jwt_cache);
 	config_free(cfg);
 	accesslog_event("info", "stopped", NULL);
 	return 0;

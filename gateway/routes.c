@@ -1,7 +1,8 @@
 /*
  * routes.c
  *		The API route table: compiled from iam.routes, matched per request,
- *		reloaded on NOTIFY iam_routes.
+ *		reloaded on NOTIFY iam_routes.  The loader's connection also polls
+ *		the response cache's versions (cache_versions_poll).
  *
  * A table is immutable once built.  The loader builds a new one and swaps
  * the pointer under a mutex; each request takes a reference (an atomic
@@ -24,6 +25,7 @@
 #include <libpq-fe.h>
 
 #include "accesslog.h"
+#include "cache.h"
 #include "db.h"
 #include "json_body.h"
 
@@ -53,7 +55,8 @@ struct Routes
 	atomic_bool stop;
 	uint64_t	generation;		/* loader thread only (and routes_start) */
 	bool		failing;		/* loader: last load failed (log once) */
-	PGconn	   *conn;			/* loader's LISTEN connection */
+	PGconn	   *conn;			/* loader's connection: LISTEN, cache polls */
+	int64_t		next_cache_poll;	/* loader: when to poll cache versions (ms) */
 };
 
 /* ---- table building ---- */
@@ -286,6 +289,9 @@ compile_route(Route *r, const RouteRow *row)
 	r->read_only = row->read_only;
 	r->cacheable = row->cacheable;
 	r->authenticated = row->authenticated;
+	r->rate_limit_requests = row->rate_limit_requests;
+	r->rate_limit_seconds = row->rate_limit_seconds;
+	r->issues_token = row->issues_token;
 	if ((r->path = strdup(row->path)) == NULL ||
 		(r->handler = strdup(row->handler)) == NULL ||
 		(r->rate_limit_class = strdup(row->rate_limit_class != NULL ?
@@ -820,9 +826,11 @@ static int
 load(Routes *r)
 {
 	static const char sql[] =
-		"SELECT method, path, handler::regproc::text, read_only, cacheable, "
-		"rate_limit_class, authenticated, query_params::text "
-		"FROM iam.routes ORDER BY method, path";
+		"SELECT r.method, r.path, r.handler::regproc::text, r.read_only, r.cacheable, "
+		"r.rate_limit_class, r.authenticated, r.query_params::text, "
+		"c.requests, c.per_seconds, r.issues_token "
+		"FROM iam.routes r LEFT JOIN iam.rate_limit_classes c ON c.name = r.rate_limit_class "
+		"ORDER BY r.method, r.path";
 	PGresult   *res = PQexecParams(r->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
 	RouteRow   *rows = NULL;
 	RouteTable *t = NULL;
@@ -862,6 +870,9 @@ load(Routes *r)
 		rows[i].rate_limit_class = PQgetvalue(res, i, 5);
 		rows[i].authenticated = PQgetvalue(res, i, 6)[0] == 't';
 		rows[i].query_params = PQgetvalue(res, i, 7);
+		rows[i].rate_limit_requests = PQgetisnull(res, i, 8) ? 0 : atoi(PQgetvalue(res, i, 8));
+		rows[i].rate_limit_seconds = PQgetisnull(res, i, 9) ? 0 : atoi(PQgetvalue(res, i, 9));
+		rows[i].issues_token = PQgetvalue(res, i, 10)[0] == 't';
 	}
 	t = routes_table_build(rows, n, r->generation + 1, &skipped);
 	free(rows);
@@ -879,6 +890,15 @@ load(Routes *r)
 	snprintf(num[1], sizeof(num[1]), "%llu", (unsigned long long) r->generation);
 	accesslog_event("info", "routes loaded", "routes", num[0], "generation", num[1], NULL);
 	return 0;
+}
+
+static int64_t
+loader_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* connect_and_load opens the LISTEN connection and loads; 0 on success. */
@@ -906,6 +926,10 @@ connect_and_load(Routes *r)
 			return -1;
 		}
 		PQclear(res);
+		/* the response cache's versions (#7), from scratch */
+		if (cache_poll_interval_ms() > 0)
+			(void) cache_versions_poll(r->conn);
+		r->next_cache_poll = loader_now_ms() + cache_poll_interval_ms();
 	}
 	return load(r);
 }
@@ -931,6 +955,8 @@ loader_main(void *arg)
 		struct pollfd pfd;
 		PGnotify   *note;
 		int			rc;
+		int			wait_ms = LOADER_POLL_MS;
+		int			cache_ms = cache_poll_interval_ms();
 
 		if (r->conn == NULL || need_load)
 		{
@@ -942,15 +968,43 @@ loader_main(void *arg)
 					PQfinish(r->conn);
 					r->conn = NULL;
 				}
+				if (r->conn == NULL)
+					cache_versions_off();	/* changes may be missed */
 				need_load = true;
 				nap(r, LOADER_RETRY_MS);
 				continue;
 			}
 			need_load = false;
 		}
+
+		/*
+		 * The response cache's versions (#7): polled every IAM_CACHE_POLL_MS
+		 * between notifications; a failed poll on a dead connection
+		 * reconnects (cache off meanwhile).
+		 */
+		if (cache_ms > 0)
+		{
+			int64_t		now = loader_now_ms();
+
+			if (now >= r->next_cache_poll)
+			{
+				if (cache_versions_poll(r->conn) != 0 && PQstatus(r->conn) != CONNECTION_OK)
+				{
+					accesslog_event("warn", "routes loader lost its connection (reconnecting)", NULL);
+					PQfinish(r->conn);
+					r->conn = NULL;
+					cache_versions_off();
+					continue;
+				}
+				now = loader_now_ms();
+				r->next_cache_poll = now + cache_ms;
+			}
+			if (r->next_cache_poll - now < wait_ms)
+				wait_ms = (int) (r->next_cache_poll - now);
+		}
 		pfd.fd = PQsocket(r->conn);
 		pfd.events = POLLIN;
-		rc = poll(&pfd, 1, LOADER_POLL_MS);
+		rc = poll(&pfd, 1, wait_ms);
 		if (rc < 0 && errno != EINTR)
 			need_load = true;
 		if (rc > 0 && !PQconsumeInput(r->conn))
@@ -958,6 +1012,7 @@ loader_main(void *arg)
 			accesslog_event("warn", "routes loader lost its connection (reconnecting)", NULL);
 			PQfinish(r->conn);
 			r->conn = NULL;
+			cache_versions_off();
 			continue;
 		}
 		while ((note = PQnotifies(r->conn)) != NULL)

@@ -50,6 +50,9 @@ typedef struct Route
 	bool		cacheable;
 	bool		authenticated;
 	char	   *rate_limit_class;
+	int			rate_limit_requests;	/* of the class; 0: not limited */
+	int			rate_limit_seconds;
+	bool		issues_token;	/* login/refresh: the gateway signs the access token (auth.c) */
 	RouteSegment *segments;
 	int			n_segments;
 	RouteParam *query;
@@ -73,6 +76,9 @@ typedef struct RouteRow
 	const char *rate_limit_class;
 	bool		authenticated;
 	const char *query_params;	/* query_params::text, a JSON object */
+	int			rate_limit_requests;	/* iam.rate_limit_classes; 0: none */
+	int			rate_limit_seconds;
+	bool		issues_token;
 } RouteRow;
 
 /*

@@ -87,7 +87,10 @@ INSERT INTO iam.user_sessions (user_id, org_id, expires_at) VALUES (:'ann', :'b'
 -- logs: action and type shapes (audit rows are appended only by the
 -- extension's own path, since 0.3)
 SELECT iam.audit_append('Created!', 'user', NULL, :'a', NULL);
+-- (the message names the month's partition: only the SQLSTATE is stable)
+\set VERBOSITY sqlstate
 INSERT INTO iam.activity_logs (org_id, type) VALUES (:'a', 'Log In');
+\set VERBOSITY terse
 
 -- updated_at moves on a real change (a later transaction), not on a no-op
 SELECT updated_at AS before FROM iam.users WHERE id = :'ann' \gset

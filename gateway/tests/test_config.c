@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "auth.h"
 #include "config.h"
 #include "tap.h"
 
@@ -473,7 +474,24 @@ test_issue5(void)
 	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, "IAM_JWT_ALG=HS256", env_kv("IAM_JWT_VERIFY_KEYS", keys)),
 			"a short HS256 secret");
 	snprintf(keys, sizeof(keys), "old=%s", rsa);
-	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, env_kv("IAM_JWT_VERIFY_KEYS", keys)), "an RSA key for ES256");
+	cfg = accepts(ENV(DB, env_kv("IAM_JWT_KEY_FILE", p256), env_kv("IAM_JWT_VERIFY_KEYS", keys)),
+				  "an RSA verification key next to an ES256 signing key (rotation across algorithms)");
+	if (cfg != NULL)
+		tap_ok(cfg->n_jwt_verify_keys == 1 && EVP_PKEY_is_a(cfg->jwt_verify_keys[0].pkey, "RSA"),
+			   "the RSA key is kept");
+	config_free(cfg);
+	snprintf(keys, sizeof(keys), "old=%s", p256);
+	cfg = accepts(ENV(DB, "IAM_JWT_ALG=RS256", env_kv("IAM_JWT_KEY_FILE", rsa), env_kv("IAM_JWT_VERIFY_KEYS", keys)),
+				  "an EC verification key next to an RS256 signing key");
+	config_free(cfg);
+	{
+		const char *ed = tmp_path("v-ed25519.pem");
+
+		write_pem(ed, EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), NULL);
+		snprintf(keys, sizeof(keys), "old=%s", ed);
+		rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, env_kv("IAM_JWT_VERIFY_KEYS", keys)), "an Ed25519 key");
+		unlink(ed);
+	}
 	snprintf(keys, sizeof(keys), "a=%s,a=%s", pub, p256b);
 	rejects("IAM_JWT_VERIFY_KEYS", ENV(DB, env_kv("IAM_JWT_VERIFY_KEYS", keys)), "a kid used twice");
 	snprintf(keys, sizeof(keys), "cur=%s", pub);
@@ -507,6 +525,58 @@ test_issue5(void)
 	unlink(hs_short);
 }
 
+/* test_oidc covers the external identity provider and the token cache size (#6). */
+static void
+test_oidc(void)
+{
+	const char *jwks = tmp_path("oidc.json");
+	const char *bad = tmp_path("oidc-bad.json");
+	EVP_PKEY   *ec = EVP_EC_gen("P-256");
+	EVP_PKEY   *rsa = EVP_RSA_gen(2048);
+	json_t	   *doc = json_pack("{s:[o,o]}", "keys", auth_jwk(ec, "idp-1"), auth_jwk(rsa, "idp-2"));
+	char	   *text = json_dumps(doc, 0);
+	Config	   *cfg;
+
+	write_bytes(jwks, text, strlen(text));
+	{
+		const char *short_point = "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA\",\"y\":\"AA\",\"kid\":\"k\"}]}";
+
+		write_bytes(bad, short_point, strlen(short_point));
+	}
+	free(text);
+	json_decref(doc);
+
+	cfg = accepts(ENV(DB), "no external provider by default");
+	if (cfg != NULL)
+		tap_ok(cfg->n_oidc_keys == 0 && cfg->oidc_issuer == NULL && cfg->jwt_cache_size == 10000,
+			   "no provider keys; IAM_JWT_CACHE_SIZE 10000");
+	config_free(cfg);
+	cfg = accepts(ENV(DB, env_kv("IAM_OIDC_JWKS_FILE", jwks), "IAM_OIDC_ISSUER=https://idp.example",
+					  "IAM_OIDC_AUDIENCE=client-1", "IAM_JWT_CACHE_SIZE=0"),
+				  "a provider's JWKS file, issuer and audience; the token cache off");
+	if (cfg != NULL)
+		tap_ok(cfg->n_oidc_keys == 2 && strcmp(cfg->oidc_keys[0].kid, "idp-1") == 0 &&
+			   EVP_PKEY_eq(cfg->oidc_keys[0].pkey, ec) == 1 && strcmp(cfg->oidc_keys[1].kid, "idp-2") == 0 &&
+			   EVP_PKEY_eq(cfg->oidc_keys[1].pkey, rsa) == 1 &&
+			   strcmp(cfg->oidc_issuer, "https://idp.example") == 0 &&
+			   strcmp(cfg->oidc_audience, "client-1") == 0 && cfg->jwt_cache_size == 0,
+			   "both keys read with their kids; issuer, audience, cache size kept");
+	config_free(cfg);
+	rejects("IAM_OIDC_ISSUER", ENV(DB, env_kv("IAM_OIDC_JWKS_FILE", jwks)), "a JWKS file without issuer");
+	rejects("IAM_OIDC_JWKS_FILE", ENV(DB, "IAM_OIDC_ISSUER=https://idp.example"), "an issuer without keys");
+	rejects("IAM_OIDC_JWKS_FILE", ENV(DB, env_kv("IAM_OIDC_JWKS_FILE", bad), "IAM_OIDC_ISSUER=https://idp.example"),
+			"a JWKS with a malformed key");
+	rejects("IAM_OIDC_JWKS_FILE", ENV(DB, "IAM_OIDC_JWKS_FILE=/nonexistent.json", "IAM_OIDC_ISSUER=https://idp.example"),
+			"a missing JWKS file");
+	rejects("IAM_OIDC_ISSUER", ENV(DB, env_kv("IAM_OIDC_JWKS_FILE", jwks), "IAM_OIDC_ISSUER=https://iam.example",
+								   "IAM_JWT_ISSUER=https://iam.example"), "the gateway's own issuer");
+	rejects("IAM_JWT_CACHE_SIZE", ENV(DB, "IAM_JWT_CACHE_SIZE=-1"), "a negative cache size");
+	unlink(jwks);
+	unlink(bad);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+}
+
 int
 main(void)
 {
@@ -522,6 +592,7 @@ main(void)
 	test_listen();
 	test_jwt();
 	test_issue5();
+	test_oidc();
 	rmdir(tmpdir);
 	return tap_done();
 }

@@ -1225,6 +1225,258 @@ test_threads(void)
 	}
 }
 
+/*
+ * pk_token returns a token of the header and payload JSON texts as given,
+ * signed ES256 or RS256 (by pkey's type) with pkey (malloc'd).
+ */
+static char *
+pk_token(const char *header, const char *payload, EVP_PKEY *pkey)
+{
+	char	   *h = b64(header, strlen(header));
+	char	   *p = b64(payload, strlen(payload));
+	char	   *input = join(h, p, "");
+	bool		rsa = EVP_PKEY_is_a(pkey, "RSA");
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char der[600];
+	unsigned char raw[64];
+	size_t		n = sizeof(der);
+	char	   *s;
+	char	   *token;
+
+	input[strlen(input) - 1] = '\0';
+	EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, pkey);
+	EVP_DigestSign(md, der, &n, (unsigned char *) input, strlen(input));
+	EVP_MD_CTX_free(md);
+	if (rsa)
+		s = b64(der, n);
+	else
+	{
+		const unsigned char *q = der;
+		ECDSA_SIG  *es = d2i_ECDSA_SIG(NULL, &q, (long) n);
+
+		BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32);
+		BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32);
+		ECDSA_SIG_free(es);
+		s = b64(raw, 64);
+	}
+	token = join(h, p, s);
+	free(h);
+	free(p);
+	free(s);
+	free(input);
+	return token;
+}
+
+/*
+ * test_mixed: a verifier of public keys of both types (rotation from ES256
+ * to RS256) pins each key's algorithm by its type.
+ */
+static void
+test_mixed(void)
+{
+	EVP_PKEY   *ec_pub = public_only(ec_key);
+	EVP_PKEY   *rsa_small = EVP_RSA_gen(1024);
+	EVP_PKEY   *p384 = EVP_EC_gen("P-384");
+	JwtKey		keys[2] = {pkey_key("e1", ec_pub), pkey_key("r1", rsa_key)};
+	JwtKey		bad[2];
+	JwtVerifier *v = jwt_verifier_create_public(keys, 2, NULL, NULL, LEEWAY, JWT_MODE_ACCESS);
+	JwtVerifier *one;
+	JwtKey		k;
+	JwtAlg		alg = JWT_HS256;
+	char	   *t;
+	char		buf[512];
+	unsigned char *der = NULL;
+	int			der_len;
+
+	tap_ok(v != NULL, "mixed: an EC and an RSA public key in one verifier");
+	k = pkey_key("e1", ec_key);
+	t = sign_with(JWT_ES256, &k, NULL, NULL);
+	expect(v, t, JWT_OK, "mixed: an ES256 token of kid e1");
+	free(t);
+	k = pkey_key("r1", rsa_key);
+	t = sign_with(JWT_RS256, &k, NULL, NULL);
+	expect(v, t, JWT_OK, "mixed: an RS256 token of kid r1");
+	free(t);
+	/* the header names the other key's algorithm: never tried */
+	k = pkey_key("e1", rsa_key);
+	t = sign_with(JWT_RS256, &k, NULL, NULL);
+	expect(v, t, JWT_BAD_ALG, "mixed: RS256 with the kid of the EC key");
+	free(t);
+	k = pkey_key("r1", ec_key);
+	t = sign_with(JWT_ES256, &k, NULL, NULL);
+	expect(v, t, JWT_BAD_ALG, "mixed: ES256 with the kid of the RSA key");
+	free(t);
+	/* key confusion: HS256 keyed with the RSA public key's bytes */
+	der_len = i2d_PUBKEY(rsa_key, &der);
+	{
+		char	   *h = b64("{\"alg\":\"HS256\",\"kid\":\"r1\"}", 26);
+		char	   *pl = b64(claims_text(buf, sizeof(buf), NOW - 10, NOW + 60, ""), strlen(buf));
+		char	   *in = join(h, pl, "");
+		unsigned char mac[32];
+		unsigned int mac_len = 0;
+		char	   *sg;
+
+		in[strlen(in) - 1] = '\0';
+		HMAC(EVP_sha256(), der, der_len, (unsigned char *) in, strlen(in), mac, &mac_len);
+		sg = b64(mac, mac_len);
+		t = join(h, pl, sg);
+		expect(v, t, JWT_BAD_ALG, "mixed: HS256 keyed with the RSA public key");
+		free(t);
+		free(sg);
+		free(in);
+		free(pl);
+		free(h);
+	}
+	OPENSSL_free(der);
+	t = pk_token("{\"alg\":\"none\",\"kid\":\"e1\"}", claims_text(buf, sizeof(buf), NOW - 10, NOW + 60, ""), ec_key);
+	expect(v, t, JWT_BAD_ALG, "mixed: alg none");
+	free(t);
+	t = pk_token("{\"alg\":\"ES256\",\"kid\":\"zz\"}", claims_text(buf, sizeof(buf), NOW - 10, NOW + 60, ""), ec_key);
+	expect(v, t, JWT_UNKNOWN_KID, "mixed: an unknown kid");
+	free(t);
+	t = pk_token("{\"alg\":\"ES256\"}", claims_text(buf, sizeof(buf), NOW - 10, NOW + 60, ""), ec_key);
+	expect(v, t, JWT_UNKNOWN_KID, "mixed: no kid among two keys with kids");
+	free(t);
+	t = pk_token("{\"alg\":\"ES256\",\"kid\":\"e1\"}", claims_text(buf, sizeof(buf), NOW - 10, NOW + 60, ""), ec_key2);
+	expect(v, t, JWT_BAD_SIGNATURE, "mixed: ES256 by another EC key");
+	free(t);
+	jwt_verifier_free(v);
+
+	keys[0] = pkey_key(NULL, ec_key);
+	one = jwt_verifier_create_public(keys, 1, NULL, NULL, LEEWAY, JWT_MODE_ACCESS);
+	k = pkey_key(NULL, ec_key);
+	t = sign_with(JWT_ES256, &k, NULL, NULL);
+	expect(one, t, JWT_OK, "one EC key (a private key): ES256 without kid");
+	free(t);
+	k = pkey_key(NULL, rsa_key);
+	t = sign_with(JWT_RS256, &k, NULL, NULL);
+	expect(one, t, JWT_BAD_ALG, "one EC key: RS256 is not among its algorithms");
+	free(t);
+	jwt_verifier_free(one);
+
+	bad[0] = hs_key();
+	tap_ok(jwt_verifier_create_public(bad, 1, NULL, NULL, 0, JWT_MODE_ACCESS) == NULL,
+		   "create_public: an HS256 secret is refused (HS256 stays exclusive)");
+	bad[0] = pkey_key("a", rsa_small);
+	tap_ok(jwt_verifier_create_public(bad, 1, NULL, NULL, 0, JWT_MODE_ACCESS) == NULL,
+		   "create_public: a 1024-bit RSA key is refused");
+	bad[0] = pkey_key("a", p384);
+	tap_ok(jwt_verifier_create_public(bad, 1, NULL, NULL, 0, JWT_MODE_ACCESS) == NULL,
+		   "create_public: a P-384 key is refused");
+	bad[0] = pkey_key("a", ec_key);
+	bad[1] = pkey_key("a", rsa_key);
+	tap_ok(jwt_verifier_create_public(bad, 2, NULL, NULL, 0, JWT_MODE_ACCESS) == NULL,
+		   "create_public: two keys under one kid are refused");
+	tap_ok(jwt_verifier_create_public(bad, 0, NULL, NULL, 0, JWT_MODE_ACCESS) == NULL &&
+		   jwt_verifier_create_public(NULL, 1, NULL, NULL, 0, JWT_MODE_ACCESS) == NULL,
+		   "create_public: no keys");
+	tap_ok(jwt_key_alg(ec_key, &alg) && alg == JWT_ES256 &&
+		   jwt_key_alg(rsa_key, &alg) && alg == JWT_RS256 &&
+		   !jwt_key_alg(p384, &alg) && !jwt_key_alg(rsa_small, &alg) && !jwt_key_alg(NULL, &alg),
+		   "jwt_key_alg: EC P-256 ES256, RSA RS256, nothing else");
+	EVP_PKEY_free(p384);
+	EVP_PKEY_free(rsa_small);
+	EVP_PKEY_free(ec_pub);
+}
+
+/* ext_payload writes the claims of an external token with sub as JSON text. */
+static const char *
+ext_payload(char *buf, size_t size, const char *sub_json, const char *extra)
+{
+	snprintf(buf, size, "{\"iss\":\"https://idp.example\",\"sub\":%s,\"iat\":%lld,\"exp\":%lld%s}",
+			 sub_json, NOW - 10, NOW + 600, extra);
+	return buf;
+}
+
+/* expect_ext signs an external token with pkey and checks it gives want. */
+static void
+expect_ext(const JwtVerifier *v, const char *header, const char *payload, EVP_PKEY *pkey,
+		   JwtError want, const char *label)
+{
+	char	   *t = pk_token(header, payload, pkey);
+
+	expect(v, t, want, label);
+	free(t);
+}
+
+/* test_external: tokens of an external identity provider (JWT_MODE_EXTERNAL). */
+static void
+test_external(void)
+{
+	JwtKey		keys[2] = {pkey_key("idp-ec", ec_key), pkey_key("idp-rsa", rsa_key)};
+	JwtVerifier *v = jwt_verifier_create_public(keys, 2, "https://idp.example", NULL, LEEWAY,
+												JWT_MODE_EXTERNAL);
+	JwtVerifier *va = jwt_verifier_create_public(keys, 2, "https://idp.example", "client-1", LEEWAY,
+												 JWT_MODE_EXTERNAL);
+	JwtVerifier *own = jwt_verifier_create_public(keys, 2, NULL, NULL, LEEWAY, JWT_MODE_ACCESS);
+	const char *ec_h = "{\"alg\":\"ES256\",\"kid\":\"idp-ec\",\"typ\":\"JWT\"}";
+	const char *rs_h = "{\"alg\":\"RS256\",\"kid\":\"idp-rsa\"}";
+	char		buf[1024];
+	char		sub[300];
+	char	   *t;
+	JwtClaims	c;
+	JwtKey		nokid = pkey_key(NULL, ec_key);
+
+	tap_ok(v != NULL && va != NULL, "external: a verifier of the provider's keys");
+	tap_ok(jwt_verifier_create_public(keys, 2, NULL, NULL, 0, JWT_MODE_EXTERNAL) == NULL,
+		   "external: an issuer is required");
+	tap_ok(jwt_verifier_create_public(&nokid, 1, "https://idp.example", NULL, 0, JWT_MODE_EXTERNAL) == NULL,
+		   "external: every key needs a kid");
+
+	t = pk_token(ec_h, ext_payload(buf, sizeof(buf), "\"user_2abc|Zx 9\"", ",\"aud\":\"client-1\""), ec_key);
+	tap_ok(jwt_verify(v, t, strlen(t), NOW, &c) == JWT_OK &&
+		   strcmp(c.ext_sub, "user_2abc|Zx 9") == 0 && c.sub[0] == '\0' && c.org[0] == '\0' &&
+		   c.sid[0] == '\0' && c.exp == NOW + 600,
+		   "external: ES256, the raw sub in ext_sub, no sub/org/sid");
+	expect(va, t, JWT_OK, "external with audience client-1: aud client-1");
+	free(t);
+	expect_ext(v, rs_h, ext_payload(buf, sizeof(buf), "\"rsa-user\"", ""), rsa_key, JWT_OK,
+			   "external: RS256, no aud (not configured, not required)");
+	expect_ext(own, rs_h, ext_payload(buf, sizeof(buf), "\"rsa-user\"", ""), rsa_key, JWT_BAD_CLAIMS,
+			   "the same token to a gateway-mode verifier: sub is not a uuid");
+	expect_ext(va, rs_h, ext_payload(buf, sizeof(buf), "\"rsa-user\"", ""), rsa_key, JWT_BAD_AUDIENCE,
+			   "external with audience: no aud");
+	expect_ext(va, rs_h, ext_payload(buf, sizeof(buf), "\"rsa-user\"", ",\"aud\":\"client-2\""), rsa_key,
+			   JWT_BAD_AUDIENCE, "external with audience: another client's token");
+	expect_ext(va, rs_h, ext_payload(buf, sizeof(buf), "\"rsa-user\"", ",\"aud\":[\"x\",\"client-1\"]"),
+			   rsa_key, JWT_OK, "external with audience: an aud array naming it");
+	expect_ext(v, "{\"alg\":\"ES256\"}", ext_payload(buf, sizeof(buf), "\"u\"", ""), ec_key,
+			   JWT_UNKNOWN_KID, "external: a token without kid");
+	expect_ext(v, "{\"alg\":\"RS256\",\"kid\":\"idp-ec\"}", ext_payload(buf, sizeof(buf), "\"u\"", ""),
+			   rsa_key, JWT_BAD_ALG, "external: RS256 under the EC key's kid");
+	snprintf(buf, sizeof(buf), "{\"iss\":\"https://evil.example\",\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}",
+			 NOW - 10, NOW + 600);
+	expect_ext(v, ec_h, buf, ec_key, JWT_BAD_ISSUER, "external: another issuer");
+	snprintf(buf, sizeof(buf), "{\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}", NOW - 10, NOW + 600);
+	expect_ext(v, ec_h, buf, ec_key, JWT_BAD_ISSUER, "external: no issuer");
+	snprintf(buf, sizeof(buf), "{\"iss\":\"https://idp.example\",\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}",
+			 NOW - 700, NOW - 600);
+	expect_ext(v, ec_h, buf, ec_key, JWT_EXPIRED, "external: expired");
+
+	memset(sub, 'a', sizeof(sub));
+	sub[0] = '"';
+	sub[256] = '"';
+	sub[257] = '\0';
+	expect_ext(v, ec_h, ext_payload(buf, sizeof(buf), sub, ""), ec_key, JWT_OK, "external: a sub of 255 bytes");
+	sub[256] = 'a';
+	sub[257] = '"';
+	sub[258] = '\0';
+	expect_ext(v, ec_h, ext_payload(buf, sizeof(buf), sub, ""), ec_key, JWT_BAD_CLAIMS, "external: a sub of 256 bytes");
+	expect_ext(v, ec_h, ext_payload(buf, sizeof(buf), "\"\"", ""), ec_key, JWT_BAD_CLAIMS, "external: an empty sub");
+	expect_ext(v, ec_h, ext_payload(buf, sizeof(buf), "42", ""), ec_key, JWT_BAD_CLAIMS, "external: a numeric sub");
+	expect_ext(v, ec_h, ext_payload(buf, sizeof(buf), "\"a\\u0000b\"", ""), ec_key, JWT_MALFORMED,
+			   "external: a NUL byte in sub (the JSON parser refuses it)");
+	expect_ext(v, ec_h, ext_payload(buf, sizeof(buf), "\"a\\nb\"", ""), ec_key, JWT_BAD_CLAIMS,
+			   "external: a control character in sub");
+	snprintf(buf, sizeof(buf), "{\"iss\":\"https://idp.example\",\"iat\":%lld,\"exp\":%lld}", NOW - 10, NOW + 600);
+	expect_ext(v, ec_h, buf, ec_key, JWT_BAD_CLAIMS, "external: no sub");
+	expect_ext(v, ec_h, ext_payload(buf, sizeof(buf), "\"\xc3\xa9l\xc3\xa8ve\"", ""), ec_key, JWT_OK,
+			   "external: a UTF-8 sub");
+	jwt_verifier_free(own);
+	jwt_verifier_free(va);
+	jwt_verifier_free(v);
+}
+
 int
 main(void)
 {
@@ -1253,6 +1505,8 @@ main(void)
 	test_sign_refuses();
 	test_misc();
 	test_threads();
+	test_mixed();
+	test_external();
 
 	EVP_PKEY_free(ec_key);
 	EVP_PKEY_free(ec_key2);

@@ -11,7 +11,7 @@
 #include "routes.h"
 #include "tap.h"
 
-#define ROW(m, p, h, q) {m, p, h, true, false, "default", true, q}
+#define ROW(m, p, h, q) {.method = m, .path = p, .handler = h, .read_only = true, .rate_limit_class = "default", .authenticated = true, .query_params = q, .rate_limit_requests = 600, .rate_limit_seconds = 60}
 
 static const RouteRow rows[] = {
 	ROW("GET", "/users", "iam.api_users_list",

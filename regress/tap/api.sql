@@ -463,9 +463,14 @@ SELECT pg_temp.fails('api_activity_logs_list', '{"cursor": "e30"}', NULL, 'IA400
 ------------------------------------------------------------------------------
 -- route declarations, privileges, OpenAPI
 ------------------------------------------------------------------------------
-SELECT is((SELECT count(*) FROM iam.routes), 21::bigint, 'iam.routes: 21 routes');
+SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+		   WHERE p.pronamespace = 'iam'::regnamespace AND p.prorettype = 'iam.api_response'::regtype
+			 AND p.proname LIKE 'api\_%' AND p.proargtypes = '3802 3802'::oidvector
+			 AND (SELECT count(*) FROM iam.routes r WHERE r.handler = p.oid) <> 1),
+		  NULL, 'every handler-shaped iam.api_* function serves exactly one route');
+SELECT count(*) AS route_count FROM iam.routes \gset
 SELECT is((SELECT array_agg(handler::text ORDER BY 1) FROM iam.routes
-		   WHERE handler::text !~ '^iam\.api_[a-z_]+\(jsonb,jsonb\)$'
+		   WHERE handler::text !~ '^iam\.api_[a-z0-9_]+\(jsonb,jsonb\)$'
 			  OR (SELECT prorettype FROM pg_proc WHERE oid = handler) <> 'iam.api_response'::regtype
 			  OR NOT (SELECT prosecdef FROM pg_proc WHERE oid = handler)),
 		  NULL, 'every handler is a SECURITY DEFINER iam.api_*(jsonb, jsonb) returning iam.api_response');
@@ -485,10 +490,10 @@ SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
 SELECT is((SELECT array_agg(tgrelid::regclass::text ORDER BY tgrelid::regclass::text) FROM pg_trigger WHERE tgname = 'routes_notify'),
 		  ARRAY['iam.rate_limit_classes', 'iam.routes'], 'NOTIFY iam_routes triggers on both tables');
 SELECT is((SELECT array_agg(name || ':' || requests || '/' || per_seconds ORDER BY name) FROM iam.rate_limit_classes),
-		  ARRAY['auth:10/60', 'default:600/60', 'expensive:30/60'], 'rate-limit classes seeded');
+		  ARRAY['auth:10/60', 'default:600/60', 'expensive:30/60', 'read:1200/60', 'write:120/60'], 'rate-limit classes seeded');
 SET LOCAL ROLE iam_gateway;
 SELECT is((SELECT count(*) FROM (SELECT method, path, handler::regproc::text, read_only, cacheable, rate_limit_class, authenticated, query_params::text
-								 FROM iam.routes) x), 21::bigint, 'iam_gateway runs the gateway''s routes query');
+								 FROM iam.routes) x), :route_count::bigint, 'iam_gateway reads every route');
 SELECT is(pg_temp.api('api_users_me'), 200, 'iam_gateway calls a handler');
 SELECT lives_ok('SELECT iam.openapi()', 'iam_gateway calls iam.openapi()');
 SELECT throws_ok('SELECT iam.api_caller()', '42501', NULL, 'iam_gateway cannot call the helpers');

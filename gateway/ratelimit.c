@@ -1,0 +1,577 @@
+/*
+ * ratelimit.c
+ *		Per-class request limits with GCRA, in Redis or in process.
+ *
+ * With IAM_REDIS_URL every gateway shares one state per key in Redis: one
+ * Lua script (loaded once, then EVALSHA) reads the TATs of the request's
+ * keys, decides, and stores them, atomically and with Redis's clock, in one
+ * round trip.  Without Redis, or while Redis fails and IAM_RATE_LIMIT_FAIL
+ * is open (the default), the in-process limiter decides with the same
+ * arithmetic, for this gateway alone; with IAM_RATE_LIMIT_FAIL=closed the
+ * request is refused with 503 instead.  Limits come with the routes
+ * (iam.rate_limit_classes), so a change applies on the next NOTIFY.
+ *
+ * Keys: iam:rl:<class>:u:<sub> for a signed-in caller, iam:rl:<class>:ip:
+ * <address> otherwise, plus iam:rl:<class>:acct:<sha-256 of the lower-case
+ * email> when an anonymous request's body names an account (login, reset).
+ */
+#include "ratelimit.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "accesslog.h"
+#include "problem.h"
+#include "redis.h"
+
+#define LOCAL_STRIPES		16
+#define LOCAL_BUCKETS		1024	/* per stripe */
+#define LOCAL_MAX_KEYS		200000
+#define RL_MAX_KEYS			2
+#define RL_KEY_MAX			160
+
+/* ---- GCRA ---- */
+
+GcraResult
+gcra_step(int64_t *tat, int64_t now_us, int limit, int64_t period_us)
+{
+	GcraResult	r = {0};
+	int64_t		interval;
+	int64_t		burst;
+	int64_t		t = *tat > now_us ? *tat : now_us;
+	int64_t		next;
+
+	if (limit < 1)
+		limit = 1;
+	interval = period_us / limit;
+	if (interval < 1)
+		interval = 1;
+	burst = interval * limit;	/* <= period: limit requests at once */
+	next = t + interval;
+	if (next - burst > now_us)
+	{
+		r.allowed = false;
+		r.retry_us = next - burst - now_us;
+		r.ahead_us = t - now_us;
+		r.remaining = 0;
+		return r;
+	}
+	*tat = next;
+	r.allowed = true;
+	r.ahead_us = next - now_us;
+	r.remaining = (int) ((burst - r.ahead_us) / interval);
+	if (r.remaining < 0)
+		r.remaining = 0;
+	return r;
+}
+
+/* ---- the in-process limiter ---- */
+
+typedef struct LocalEntry
+{
+	struct LocalEntry *next;
+	int64_t		tat;
+	char		key[];
+} LocalEntry;
+
+typedef struct LocalStripe
+{
+	pthread_mutex_t lock;
+	LocalEntry *buckets[LOCAL_BUCKETS];
+	size_t		n;
+} LocalStripe;
+
+struct RateLimitLocal
+{
+	LocalStripe stripes[LOCAL_STRIPES];
+	size_t		max_per_stripe;
+	atomic_bool full_logged;
+};
+
+static uint64_t
+hash_key(const char *s)
+{
+	uint64_t	h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+	return h;
+}
+
+RateLimitLocal *
+ratelimit_local_create(size_t max_keys)
+{
+	RateLimitLocal *l = calloc(1, sizeof(RateLimitLocal));
+
+	if (l == NULL)
+		return NULL;
+	for (int i = 0; i < LOCAL_STRIPES; i++)
+		pthread_mutex_init(&l->stripes[i].lock, NULL);
+	l->max_per_stripe = max_keys / LOCAL_STRIPES > 0 ? max_keys / LOCAL_STRIPES : 1;
+	atomic_init(&l->full_logged, false);
+	return l;
+}
+
+void
+ratelimit_local_free(RateLimitLocal *l)
+{
+	if (l == NULL)
+		return;
+	for (int i = 0; i < LOCAL_STRIPES; i++)
+	{
+		for (int b = 0; b < LOCAL_BUCKETS; b++)
+			for (LocalEntry *e = l->stripes[i].buckets[b], *next; e != NULL; e = next)
+			{
+				next = e->next;
+				free(e);
+			}
+		pthread_mutex_destroy(&l->stripes[i].lock);
+	}
+	free(l);
+}
+
+size_t
+ratelimit_local_size(RateLimitLocal *l)
+{
+	size_t		n = 0;
+
+	for (int i = 0; i < LOCAL_STRIPES; i++)
+	{
+		pthread_mutex_lock(&l->stripes[i].lock);
+		n += l->stripes[i].n;
+		pthread_mutex_unlock(&l->stripes[i].lock);
+	}
+	return n;
+}
+
+/* sweep drops the entries of s whose TAT has passed; lock held. */
+static void
+sweep(LocalStripe *s, int64_t now_us)
+{
+	for (int b = 0; b < LOCAL_BUCKETS; b++)
+	{
+		LocalEntry **p = &s->buckets[b];
+
+		while (*p != NULL)
+		{
+			if ((*p)->tat <= now_us)
+			{
+				LocalEntry *dead = *p;
+
+				*p = dead->next;
+				free(dead);
+				s->n--;
+			}
+			else
+				p = &(*p)->next;
+		}
+	}
+}
+
+/* find returns key's entry in its stripe, creating it; lock held.  NULL: full. */
+static LocalEntry *
+find(RateLimitLocal *l, LocalStripe *s, uint64_t h, const char *key, int64_t now_us)
+{
+	LocalEntry **head = &s->buckets[(h / LOCAL_STRIPES) % LOCAL_BUCKETS];
+	LocalEntry *e;
+	size_t		len;
+
+	for (e = *head; e != NULL; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e;
+	if (s->n >= l->max_per_stripe)
+		sweep(s, now_us);
+	if (s->n >= l->max_per_stripe)
+	{
+		if (!atomic_exchange(&l->full_logged, true))
+			accesslog_event("warn", "in-process rate limiter full: new clients pass unrecorded", NULL);
+		return NULL;
+	}
+	len = strlen(key);
+	if ((e = malloc(sizeof(LocalEntry) + len + 1)) == NULL)
+		return NULL;
+	memcpy(e->key, key, len + 1);
+	e->tat = 0;
+	e->next = *head;
+	*head = e;
+	s->n++;
+	return e;
+}
+
+GcraResult
+ratelimit_local_check(RateLimitLocal *l, const char *const *keys, int nkeys,
+					  int64_t now_us, int limit, int64_t period_us)
+{
+	GcraResult	worst = {.allowed = true,.remaining = limit};
+	int64_t		tats[RL_MAX_KEYS];
+	LocalEntry *entries[RL_MAX_KEYS];
+	int			stripe[RL_MAX_KEYS];
+
+	if (nkeys > RL_MAX_KEYS)
+		nkeys = RL_MAX_KEYS;
+	/* lock the stripes in index order, each once */
+	for (int i = 0; i < nkeys; i++)
+		stripe[i] = (int) (hash_key(keys[i]) % LOCAL_STRIPES);
+	for (int st = 0; st < LOCAL_STRIPES; st++)
+		for (int i = 0; i < nkeys; i++)
+			if (stripe[i] == st)
+			{
+				pthread_mutex_lock(&l->stripes[st].lock);
+				break;
+			}
+	for (int i = 0; i < nkeys; i++)
+	{
+		GcraResult	r;
+
+		entries[i] = find(l, &l->stripes[stripe[i]], hash_key(keys[i]), keys[i], now_us);
+		tats[i] = entries[i] != NULL ? entries[i]->tat : 0;
+		r = gcra_step(&tats[i], now_us, limit, period_us);
+		if (!r.allowed && (worst.allowed || r.retry_us > worst.retry_us))
+			worst = r;
+		else if (worst.allowed && r.remaining <= worst.remaining)
+			worst = r;
+	}
+	if (worst.allowed)
+		for (int i = 0; i < nkeys; i++)
+			if (entries[i] != NULL)
+				entries[i]->tat = tats[i];
+	for (int st = LOCAL_STRIPES - 1; st >= 0; st--)
+		for (int i = 0; i < nkeys; i++)
+			if (stripe[i] == st)
+			{
+				pthread_mutex_unlock(&l->stripes[st].lock);
+				break;
+			}
+	return worst;
+}
+
+/* ---- the shared limiter (Redis) ---- */
+
+/*
+ * KEYS: the request's keys; ARGV: limit, period in microseconds.  Returns
+ * {allowed (0/1), TAT - now of the tightest key, retry in microseconds,
+ * remaining}.  Nothing is written unless every key allows the request.
+ */
+static RedisScript rl_script = {
+	.text =
+	"local t = redis.call('TIME')\n"
+	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+	"local limit = tonumber(ARGV[1])\n"
+	"local interval = math.floor(tonumber(ARGV[2]) / limit)\n"
+	"if interval < 1 then interval = 1 end\n"
+	"local burst = interval * limit\n"
+	"local nexts = {}\n"
+	"local ahead, retry, rahead, remaining = 0, 0, 0, limit\n"
+	"for i, k in ipairs(KEYS) do\n"
+	"  local v = redis.call('GET', k)\n"
+	"  local tat = v and tonumber(v) or now\n"
+	"  if tat < now then tat = now end\n"
+	"  local nxt = tat + interval\n"
+	"  if nxt - burst - now > retry then retry = nxt - burst - now; rahead = tat - now end\n"
+	"  if nxt - now > ahead then ahead = nxt - now end\n"
+	"  local rem = math.floor((burst - (nxt - now)) / interval)\n"
+	"  if rem < remaining then remaining = rem end\n"
+	"  nexts[i] = nxt\n"
+	"end\n"
+	"if retry > 0 then return {0, rahead, retry, 0} end\n"
+	"for i, k in ipairs(KEYS) do\n"
+	"  redis.call('SET', k, string.format('%d', nexts[i]), 'PX', math.floor((nexts[i] - now) / 1000) + 1)\n"
+	"end\n"
+	"if remaining < 0 then remaining = 0 end\n"
+	"return {1, ahead, 0, remaining}\n"
+};
+
+static RateLimitLocal *rl_local;
+static atomic_uint_least64_t rl_allowed;
+static atomic_uint_least64_t rl_limited;
+static atomic_uint_least64_t rl_fallbacks;	/* decided in process because Redis failed */
+static atomic_uint_least64_t rl_refused;	/* 503: Redis failed, fail-closed */
+
+int
+ratelimit_init(const Config *cfg)
+{
+	redis_script_init(&rl_script);
+	(void) cfg;
+	if (rl_local == NULL && (rl_local = ratelimit_local_create(LOCAL_MAX_KEYS)) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+ratelimit_shutdown(void)
+{
+	ratelimit_local_free(rl_local);
+	rl_local = NULL;
+}
+
+/* parse_addr reads a textual IPv4/IPv6 address. */
+static bool
+parse_addr(const char *s, int *family, unsigned char *addr)
+{
+	if (inet_pton(AF_INET, s, addr) == 1)
+	{
+		*family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, addr) == 1)
+	{
+		/* an IPv4-mapped IPv6 address counts as IPv4 */
+		static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+		if (memcmp(addr, mapped, 12) == 0)
+		{
+			memmove(addr, addr + 12, 4);
+			*family = AF_INET;
+		}
+		else
+			*family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+bool
+ratelimit_is_trusted(const Config *cfg, const char *text)
+{
+	unsigned char addr[16];
+	int			family;
+
+	if (cfg->n_trusted_proxies == 0 || !parse_addr(text, &family, addr))
+		return false;
+	for (int i = 0; i < cfg->n_trusted_proxies; i++)
+	{
+		const ConfigCidr *c = &cfg->trusted_proxies[i];
+		int			full = c->bits / 8;
+		int			rest = c->bits % 8;
+
+		if (c->family != family || memcmp(c->addr, addr, (size_t) full) != 0)
+			continue;
+		if (rest == 0 || ((c->addr[full] ^ addr[full]) & (0xff << (8 - rest)) & 0xff) == 0)
+			return true;
+	}
+	return false;
+}
+
+void
+ratelimit_client_ip(HttpRequest *req, const Config *cfg, char *out, size_t size)
+{
+	const char *peer = http_remote(req);
+	const char *xff;
+	char		buf[1024];
+
+	snprintf(out, size, "%s", peer);
+	if (!ratelimit_is_trusted(cfg, peer) ||
+		(xff = http_header(req, "X-Forwarded-For")) == NULL)
+		return;
+	snprintf(buf, sizeof(buf), "%s", xff);
+	/* right to left: the first address no trusted proxy wrote is the client */
+	for (;;)
+	{
+		char	   *comma = strrchr(buf, ',');
+		char	   *item = comma != NULL ? comma + 1 : buf;
+		size_t		len;
+		unsigned char addr[16];
+		int			family;
+
+		while (*item == ' ' || *item == '\t')
+			item++;
+		len = strlen(item);
+		while (len > 0 && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+			item[--len] = '\0';
+		if (!parse_addr(item, &family, addr))
+			return;				/* garbage: keep the last good address */
+		inet_ntop(family, addr, out, (socklen_t) size);
+		if (!ratelimit_is_trusted(cfg, item) || comma == NULL)
+			return;
+		*comma = '\0';
+	}
+}
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* account_key derives the per-account key from an anonymous body's email. */
+static bool
+account_key(const char *cls, const char *body, size_t len, char *out, size_t size)
+{
+	json_error_t jerr;
+	json_t	   *obj;
+	json_t	   *email;
+	bool		ok = false;
+
+	if (body == NULL || len == 0 || (obj = json_loadb(body, len, 0, &jerr)) == NULL)
+		return false;
+	email = json_object_get(obj, "email");
+	if (json_is_string(email) && json_string_length(email) > 0 && json_string_length(email) <= 320)
+	{
+		char		lower[321];
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int n = 0;
+		size_t		l = json_string_length(email);
+		char		hex[65];
+
+		for (size_t i = 0; i < l; i++)
+			lower[i] = (char) tolower((unsigned char) json_string_value(email)[i]);
+		if (EVP_Digest(lower, l, md, &n, EVP_sha256(), NULL) == 1 && n == 32)
+		{
+			for (unsigned int i = 0; i < 16; i++)
+				snprintf(hex + 2 * i, 3, "%02x", md[i]);
+			snprintf(out, size, "iam:rl:%s:acct:%s", cls, hex);
+			ok = true;
+		}
+	}
+	json_decref(obj);
+	return ok;
+}
+
+/* redis_decide runs the script; false when Redis failed. */
+static bool
+redis_decide(const char *const *keys, int nkeys, int limit, int64_t period_us,
+			 GcraResult *out)
+{
+	char		a[2][24];
+	const char *args[2] = {a[0], a[1]};
+	redisReply *r;
+	bool		ok = false;
+
+	snprintf(a[0], sizeof(a[0]), "%d", limit);
+	snprintf(a[1], sizeof(a[1]), "%lld", (long long) period_us);
+	if ((r = redis_eval(&rl_script, nkeys, (const char **) keys, 2, args)) == NULL)
+		return false;
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 4)
+	{
+		ok = true;
+		for (int i = 0; i < 4; i++)
+			ok = ok && r->element[i]->type == REDIS_REPLY_INTEGER;
+		if (ok)
+		{
+			out->allowed = r->element[0]->integer == 1;
+			out->ahead_us = r->element[1]->integer;
+			out->retry_us = r->element[2]->integer;
+			out->remaining = (int) r->element[3]->integer;
+		}
+	}
+	if (!ok)
+		accesslog_event("error", "rate-limit script: unexpected reply", "detail",
+						r->type == REDIS_REPLY_ERROR ? r->str : "not an array of 4 integers", NULL);
+	freeReplyObject(r);
+	return ok;
+}
+
+static long long
+ceil_s(int64_t us)
+{
+	return (long long) ((us + 999999) / 1000000);
+}
+
+int
+ratelimit_check(HttpRequest *req, const Config *cfg, const Route *route,
+				const char *sub, const char *client_ip,
+				const char *body, size_t body_len, int *rc)
+{
+	char		kbuf[RL_MAX_KEYS][RL_KEY_MAX];
+	const char *keys[RL_MAX_KEYS];
+	int			nkeys = 0;
+	int64_t		period_us;
+	GcraResult	r;
+	char		num[3][24];
+
+	if (!cfg->rate_limit || route->rate_limit_requests <= 0 || route->rate_limit_seconds <= 0)
+		return 0;
+	period_us = (int64_t) route->rate_limit_seconds * 1000000;
+	if (sub != NULL && sub[0] != '\0')
+		snprintf(kbuf[nkeys++], RL_KEY_MAX, "iam:rl:%s:u:%s", route->rate_limit_class, sub);
+	else
+	{
+		snprintf(kbuf[nkeys++], RL_KEY_MAX, "iam:rl:%s:ip:%s", route->rate_limit_class, client_ip);
+		if (account_key(route->rate_limit_class, body, body_len, kbuf[nkeys], RL_KEY_MAX))
+			nkeys++;
+	}
+	for (int i = 0; i < nkeys; i++)
+		keys[i] = kbuf[i];
+
+	if (!redis_enabled() || !redis_decide(keys, nkeys, route->rate_limit_requests, period_us, &r))
+	{
+		if (redis_enabled())
+		{
+			if (cfg->rate_limit_fail_closed)
+			{
+				atomic_fetch_add(&rl_refused, 1);
+				*rc = problem_reply(req, &(Problem) {
+					.status = 503,.code = "rate_limiter_unavailable",
+						.detail = "The rate limiter is unavailable; try again shortly.",
+						.retry_after = 1,
+				});
+				return -1;
+			}
+			atomic_fetch_add(&rl_fallbacks, 1);
+		}
+		r = ratelimit_local_check(rl_local, keys, nkeys, now_us(),
+								  route->rate_limit_requests, period_us);
+	}
+
+	snprintf(num[0], sizeof(num[0]), "%d", route->rate_limit_requests);
+	snprintf(num[1], sizeof(num[1]), "%d", r.allowed ? r.remaining : 0);
+	snprintf(num[2], sizeof(num[2]), "%lld", ceil_s(r.ahead_us));
+	http_add_header(req, "RateLimit-Limit", num[0]);
+	http_add_header(req, "RateLimit-Remaining", num[1]);
+	http_add_header(req, "RateLimit-Reset", num[2]);
+	if (r.allowed)
+	{
+		atomic_fetch_add(&rl_allowed, 1);
+		return 0;
+	}
+	atomic_fetch_add(&rl_limited, 1);
+	*rc = problem_reply(req, &(Problem) {
+		.status = 429,.code = "rate_limited",
+			.detail = "Too many requests; retry after the number of seconds in Retry-After.",
+			.retry_after = (int) (ceil_s(r.retry_us) > 0 ? ceil_s(r.retry_us) : 1),
+	});
+	return -1;
+}
+
+char *
+ratelimit_metrics(void)
+{
+	char	   *s = NULL;
+
+	if (asprintf(&s,
+				 "# HELP iam_ratelimit_decisions_total Rate-limit decisions by outcome.\n"
+				 "# TYPE iam_ratelimit_decisions_total counter\n"
+				 "iam_ratelimit_decisions_total{outcome=\"allowed\"} %llu\n"
+				 "iam_ratelimit_decisions_total{outcome=\"limited\"} %llu\n"
+				 "# HELP iam_ratelimit_redis_fallbacks_total Decisions made in process because Redis failed (fail-open).\n"
+				 "# TYPE iam_ratelimit_redis_fallbacks_total counter\n"
+				 "iam_ratelimit_redis_fallbacks_total %llu\n"
+				 "# HELP iam_ratelimit_redis_refusals_total Requests refused with 503 because Redis failed (fail-closed).\n"
+				 "# TYPE iam_ratelimit_redis_refusals_total counter\n"
+				 "iam_ratelimit_redis_refusals_total %llu\n"
+				 "# HELP iam_redis_failures_total Failed Redis commands and connection attempts.\n"
+				 "# TYPE iam_redis_failures_total counter\n"
+				 "iam_redis_failures_total %llu\n"
+				 "# HELP iam_redis_up Whether the last Redis command succeeded (0 without Redis).\n"
+				 "# TYPE iam_redis_up gauge\n"
+				 "iam_redis_up %d\n",
+				 (unsigned long long) atomic_load(&rl_allowed),
+				 (unsigned long long) atomic_load(&rl_limited),
+				 (unsigned long long) atomic_load(&rl_fallbacks),
+				 (unsigned long long) atomic_load(&rl_refused),
+				 (unsigned long long) redis_failures(), redis_is_up() ? 1 : 0) < 0)
+		return NULL;
+	return s;
+}
