@@ -111,20 +111,20 @@ enum
 {
 	COL_ID = 1, COL_ORG, COL_SEQ, COL_CREATED, COL_USER, COL_ACTION, COL_ENTITY_TYPE,
 	COL_ENTITY_ID, COL_CHANGES, COL_IP, COL_UA, COL_REQUEST, COL_ROLE, COL_PREV, COL_HASH,
-	COL_IN_INBOX				/* the sealer's query adds it */
+	COL_IN_INBOX, COL_TID		/* the sealer's query adds them */
 };
 
-/* one row of ROW_COLUMNS (plus COL_IN_INBOX), deformed once */
+/* one row of ROW_COLUMNS (plus the sealer's two), deformed once */
 typedef struct RowView
 {
-	Datum		values[COL_IN_INBOX];
-	bool		nulls[COL_IN_INBOX];
+	Datum		values[COL_TID];
+	bool		nulls[COL_TID];
 } RowView;
 
 static void
 row_view(RowView *r, HeapTuple tuple, TupleDesc desc)
 {
-	Assert(desc->natts == COL_HASH || desc->natts == COL_IN_INBOX);
+	Assert(desc->natts == COL_HASH || desc->natts == COL_TID);
 	heap_deform_tuple(tuple, desc, r->values, r->nulls);
 }
 
@@ -517,6 +517,7 @@ typedef struct SealSet
 	Datum	   *seqs;
 	Datum	   *prevs;
 	Datum	   *hashes;
+	Datum	   *tids;			/* where the rows are: the inbox's are deleted by tid */
 } SealSet;
 
 static void
@@ -527,14 +528,19 @@ seal_set_init(SealSet *set, uint64 capacity)
 	set->seqs = palloc(sizeof(Datum) * capacity);
 	set->prevs = palloc(sizeof(Datum) * capacity);
 	set->hashes = palloc(sizeof(Datum) * capacity);
+	set->tids = palloc(sizeof(Datum) * capacity);
 }
 
-/* seal_set_write runs sql with the set as $1..$4; it must write every row */
+/*
+ * seal_set_write runs sql with the set as $1..$4, and the rows' tids as $5
+ * when with_tids (a TID scan: the cost of a batch does not grow with the
+ * inbox); it must write every row.
+ */
 static void
-seal_set_write(const SealSet *set, const char *sql, int expected_rc)
+seal_set_write(const SealSet *set, const char *sql, int expected_rc, bool with_tids)
 {
-	Datum		args[4];
-	Oid			argtypes[4] = {UUIDARRAYOID, INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
+	Datum		args[5];
+	Oid			argtypes[5] = {UUIDARRAYOID, INT8ARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID, TIDARRAYOID};
 	int			rc;
 
 	if (set->n == 0)
@@ -543,7 +549,10 @@ seal_set_write(const SealSet *set, const char *sql, int expected_rc)
 	args[1] = PointerGetDatum(construct_array(set->seqs, set->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[2] = PointerGetDatum(construct_array(set->prevs, set->n, BYTEAOID, -1, false, TYPALIGN_INT));
 	args[3] = PointerGetDatum(construct_array(set->hashes, set->n, BYTEAOID, -1, false, TYPALIGN_INT));
-	rc = SPI_execute_with_args(sql, 4, argtypes, args, NULL, false, 0);
+	if (with_tids)
+		args[4] = PointerGetDatum(construct_array(set->tids, set->n, TIDOID, sizeof(ItemPointerData),
+												  false, TYPALIGN_SHORT));
+	rc = SPI_execute_with_args(sql, with_tids ? 5 : 4, argtypes, args, NULL, false, 0);
 	if (rc != expected_rc || SPI_processed != (uint64) set->n)
 		elog(ERROR, "sealing audit rows failed: %s, " UINT64_FORMAT " of %d rows",
 			 SPI_result_code_string(rc), SPI_processed, set->n);
@@ -592,6 +601,7 @@ seal_batch(HTAB *heads, SPITupleTable *tuptable, uint64 n)
 		set->seqs[set->n] = Int64GetDatum(head->seq + 1);
 		set->prevs[set->n] = PointerGetDatum(make_bytea(head->hash, HASH_LEN));
 		set->hashes[set->n] = PointerGetDatum(make_bytea(hash, HASH_LEN));
+		set->tids[set->n] = row_get(&rv, COL_TID, &isnull);
 		set->n++;
 		head->seq++;
 		memcpy(head->hash, hash, HASH_LEN);
@@ -599,21 +609,21 @@ seal_batch(HTAB *heads, SPITupleTable *tuptable, uint64 n)
 
 	seal_set_write(&moved,
 				   "WITH v AS (SELECT * FROM unnest($1, $2, $3, $4) AS v (id, seq, prev_hash, row_hash)), "
-				   "moved AS (DELETE FROM iam.audit_inbox i USING v WHERE i.id = v.id "
-				   "RETURNING i.id, i.user_id, i.org_id, i.action, i.entity_type, i.entity_id, "
-				   "i.changes, i.ip_address, i.user_agent, i.created_at, i.request_id, i.db_role, "
-				   "v.seq, v.prev_hash, v.row_hash) "
+				   "moved AS (DELETE FROM iam.audit_inbox WHERE ctid = ANY ($5) RETURNING *) "
 				   "INSERT INTO iam.audit_logs (id, user_id, org_id, action, entity_type, entity_id, "
 				   "changes, ip_address, user_agent, created_at, request_id, db_role, "
 				   "seq, prev_hash, row_hash) "
-				   "SELECT * FROM moved ORDER BY seq",
-				   SPI_OK_INSERT);
+				   "SELECT m.id, m.user_id, m.org_id, m.action, m.entity_type, m.entity_id, "
+				   "m.changes, m.ip_address, m.user_agent, m.created_at, m.request_id, m.db_role, "
+				   "v.seq, v.prev_hash, v.row_hash "
+				   "FROM moved m JOIN v ON v.id = m.id ORDER BY v.seq",
+				   SPI_OK_INSERT, true);
 	seal_set_write(&in_place,
 				   "UPDATE ONLY iam.audit_logs a SET seq = v.seq, prev_hash = v.prev_hash, "
 				   "row_hash = v.row_hash "
 				   "FROM unnest($1, $2, $3, $4) AS v (id, seq, prev_hash, row_hash) "
 				   "WHERE a.id = v.id AND a.seq IS NULL",
-				   SPI_OK_UPDATE);
+				   SPI_OK_UPDATE, false);
 }
 
 int64
@@ -648,7 +658,7 @@ audit_chain_seal(void)
 		 */
 		Portal		portal = SPI_cursor_open_with_args(NULL,
 													   "SELECT " ROW_COLUMNS ", "
-													   "tableoid <> 'iam.audit_logs'::pg_catalog.regclass "
+													   "tableoid <> 'iam.audit_logs'::pg_catalog.regclass, ctid "
 													   "FROM iam.audit_logs WHERE seq IS NULL "
 													   "ORDER BY created_at, id",
 													   0, NULL, NULL, NULL, false, 0);
