@@ -21,7 +21,7 @@
 # users), BENCH_THREADS (wrk threads, 2), BENCH_CONNECTIONS (32),
 # BENCH_DURATION (seconds per run, 4), BENCH_WARMUP (seconds, 2),
 # BENCH_RUNS (3), BENCH_NODE_POOL (pg pool per Node worker, 10: pg's
-# default), BENCH_GATEWAY_THREADS (IAM_THREADS, cores), BENCH_GATEWAY_POOL
+# default), BENCH_GATEWAY_THREADS (IAM_THREADS, 4 per core), BENCH_GATEWAY_POOL
 # (IAM_DB_POOL_SIZE, as many as threads), BENCH_SKIP_BUILD
 # (set: do not run make), BENCH_GATEWAY (the gateway binary, gateway/iam-gateway).
 set -euo pipefail
@@ -58,7 +58,7 @@ WARMUP=${BENCH_WARMUP:-2}
 RUNS=${BENCH_RUNS:-3}
 CORES=$(nproc)
 NODE_POOL=${BENCH_NODE_POOL:-10}
-GW_THREADS=${BENCH_GATEWAY_THREADS:-$CORES}
+GW_THREADS=${BENCH_GATEWAY_THREADS:-$((CORES * 4))}	# the gateway's own default
 GATEWAY_POOL=${BENCH_GATEWAY_POOL:-$GW_THREADS}
 HUGE=1000000000		# rate limits high enough never to refuse during the run
 

@@ -115,7 +115,7 @@ test_defaults(void)
 {
 	Config	   *cfg = accepts(ENV(DB), "only IAM_DATABASE_URL");
 	long		cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	int			want_threads = cpus < 1 ? 1 : cpus > 256 ? 256 : (int) cpus;
+	int			want_threads = cpus < 1 ? 4 : cpus * 4 > 256 ? 256 : (int) cpus * 4;
 
 	if (cfg == NULL)
 		return;
@@ -127,7 +127,7 @@ test_defaults(void)
 	tap_ok(cfg->jwt_issuer == NULL && cfg->jwt_audience == NULL, "no issuer/audience by default");
 	tap_ok(cfg->access_ttl == 3600, "IAM_ACCESS_TTL defaults to 3600");
 	tap_ok(cfg->refresh_ttl == 604800, "IAM_REFRESH_TTL defaults to 604800");
-	tap_ok(cfg->threads == want_threads, "IAM_THREADS defaults to online CPUs (%d)", want_threads);
+	tap_ok(cfg->threads == want_threads, "IAM_THREADS defaults to four per online CPU (%d)", want_threads);
 	tap_ok(cfg->db_pool_size == cfg->threads, "IAM_DB_POOL_SIZE defaults to IAM_THREADS");
 	tap_ok(cfg->idle_timeout == 30, "IAM_IDLE_TIMEOUT defaults to 30");
 	tap_ok(cfg->shutdown_timeout == 10, "IAM_SHUTDOWN_TIMEOUT defaults to 10");
