@@ -10,12 +10,13 @@ packages=(
 	# build
 	gcc make pkg-config
 	postgresql-server-dev-15 libpq-dev
-	libmicrohttpd-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev
+	libmicrohttpd-dev libhiredis-dev libjansson-dev libssl-dev libargon2-dev libcrypt-dev
 	# servers
 	postgresql-15 postgresql-contrib postgresql-15-cron redis-server
 	# tests
 	postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl perl
 	curl jq openssl procps
+	python3		# the sign-in tests compute TOTP codes, bcrypt hashes and JWKs with it
 )
 # the OpenAPI validator of `make test` is an npm package; a Node.js that is
 # already installed (Debian's or another) is used as it is
