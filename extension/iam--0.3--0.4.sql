@@ -1854,23 +1854,9 @@ COMMENT ON FUNCTION iam.cache_changes(bigint) IS
 	'Polled by the gateway: the version table''s generation (new at each server start), the since to pass next (0 the first time), the version of everything, and the slots bumped after since with their versions; all NULL when iam is not in shared_preload_libraries (cache off)';
 
 CREATE FUNCTION iam.cache_bump() RETURNS trigger
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-	col	text := TG_ARGV[0];
-BEGIN
-	IF col IS NULL OR TG_OP = 'TRUNCATE' THEN
-		PERFORM iam.cache_note_change(NULL);
-		RETURN NULL;
-	END IF;
-	EXECUTE format('SELECT iam.cache_note_change(o) FROM (' || CASE TG_OP
-			WHEN 'INSERT' THEN 'SELECT DISTINCT %1$I AS o FROM cache_new'
-			WHEN 'DELETE' THEN 'SELECT DISTINCT %1$I AS o FROM cache_old'
-			ELSE 'SELECT %1$I AS o FROM cache_new UNION SELECT %1$I FROM cache_old' END || ') s', col);
-	RETURN NULL;
-END
-$$;
+	LANGUAGE c AS 'MODULE_PATHNAME', 'iam_cache_bump';
 COMMENT ON FUNCTION iam.cache_bump() IS
-	'Statement-level AFTER trigger on the admin tables: iam.cache_note_change for each organisation whose rows the statement changed (column TG_ARGV[0]; NULL rows, no column and TRUNCATE: every organisation), so that once the transaction commits gateways stop serving cached responses older than the change';
+	'Statement-level AFTER trigger (C) on the admin tables: notes, like iam.cache_note_change, each organisation whose rows the statement changed (column TG_ARGV[0] of the transition tables; NULL rows, no column and TRUNCATE: every organisation), so that once the transaction commits gateways stop serving cached responses older than the change';
 REVOKE ALL ON FUNCTION iam.cache_bump() FROM PUBLIC;
 REVOKE ALL ON FUNCTION iam.cache_note_change(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION iam.cache_slot(uuid) FROM PUBLIC;
