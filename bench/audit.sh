@@ -2,8 +2,8 @@
 # bench/audit.sh (`make bench`): the cost of the audit trail on writes.  On a
 # throwaway cluster (durable commits: fsync and synchronous_commit on), one
 # organisation of 10,000 users, pgbench with 8 clients updating random users
-# (one UPDATE of last_login per transaction, with a request id) for 20 s in
-# each configuration:
+# (one UPDATE of last_login per transaction, with a request id), 10 s per
+# configuration in 3 interleaved rounds (medians reported):
 #   - unaudited: the audit_capture trigger of iam.users disabled;
 #   - audited: iam.audit_capture (C) appending, the sealer worker chaining;
 #     meanwhile the sealing lag (age of the oldest unsealed row, from
@@ -16,7 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-DURATION=${IAM_BENCH_AUDIT_SECONDS:-20}
+DURATION=${IAM_BENCH_AUDIT_SECONDS:-10}
+ROUNDS=${IAM_BENCH_AUDIT_ROUNDS:-3}
 # shared_buffers: a quarter of this 24 GiB machine would be the usual
 # setting; 2 GB holds the verified chain (about 800 MB with its indexes at
 # 1,000,000 rows), so verification measures hashing, not the page cache.
@@ -56,30 +57,41 @@ run_pgbench() {
 	sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$BENCH_DIR/$1.log"
 }
 
-log "unaudited: ${DURATION} s ..."
-psql_bench -c 'ALTER TABLE iam.users DISABLE TRIGGER audit_capture' >/dev/null
-TPS_NONE=$(run_pgbench none)
+# set_trigger NAME: only the named capture trigger of iam.users enabled
+# (none: neither), then a checkpoint, so that every run starts alike
+set_trigger() {
+	psql_bench -c 'ALTER TABLE iam.users DISABLE TRIGGER audit_capture' \
+		-c 'ALTER TABLE iam.users DISABLE TRIGGER audit_plpgsql' >/dev/null
+	[ "$1" = none ] || psql_bench -c "ALTER TABLE iam.users ENABLE TRIGGER $1" >/dev/null
+	psql_bench -c 'CHECKPOINT' >/dev/null
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-log "audited (C trigger + sealer): ${DURATION} s ..."
-psql_bench -c 'ALTER TABLE iam.users ENABLE TRIGGER audit_capture' -c 'CHECKPOINT' >/dev/null
+# the three configurations in ROUNDS interleaved rounds, so that a change of
+# the machine's load falls on all of them; medians are reported
+NONE=() C=() PL=()
 : >"$BENCH_DIR/lag"
-(
-	while [ ! -f "$BENCH_DIR/stop" ]; do
-		psql_bench -At -c 'SELECT extract(epoch FROM lag) FROM iam.audit_status' >>"$BENCH_DIR/lag" 2>/dev/null || true
-		sleep 0.1
-	done
-) &
-SAMPLER=$!
-TPS_C=$(run_pgbench c)
-touch "$BENCH_DIR/stop"
-wait "$SAMPLER"
-
-log "PL/pgSQL with a chain-head lock: ${DURATION} s ..."
-psql_bench -c 'ALTER TABLE iam.users DISABLE TRIGGER audit_capture' \
-	-c 'ALTER TABLE iam.users ENABLE TRIGGER audit_plpgsql' -c 'CHECKPOINT' >/dev/null
-TPS_PL=$(run_pgbench plpgsql)
-psql_bench -c 'ALTER TABLE iam.users DISABLE TRIGGER audit_plpgsql' \
-	-c 'ALTER TABLE iam.users ENABLE TRIGGER audit_capture' >/dev/null
+for round in $(seq 1 "$ROUNDS"); do
+	log "round $round of $ROUNDS: unaudited, audited, PL/pgSQL, ${DURATION} s each ..."
+	set_trigger none
+	NONE+=("$(run_pgbench "none-$round")")
+	set_trigger audit_capture
+	rm -f "$BENCH_DIR/stop"
+	(
+		while [ ! -f "$BENCH_DIR/stop" ]; do
+			psql_bench -At -c 'SELECT extract(epoch FROM lag) FROM iam.audit_status' >>"$BENCH_DIR/lag" 2>/dev/null || true
+			sleep 0.1
+		done
+	) &
+	SAMPLER=$!
+	C+=("$(run_pgbench "c-$round")")
+	touch "$BENCH_DIR/stop"
+	wait "$SAMPLER"
+	set_trigger audit_plpgsql
+	PL+=("$(run_pgbench "plpgsql-$round")")
+done
+set_trigger audit_capture
+TPS_NONE=$(median "${NONE[@]}") TPS_C=$(median "${C[@]}") TPS_PL=$(median "${PL[@]}")
 
 LAG=$(sort -g "$BENCH_DIR/lag" | awk '{ v[NR] = $1 } END {
 	if (NR == 0) { print "n/a n/a n/a 0"; exit }
@@ -89,9 +101,12 @@ read -r LAG_P50 LAG_P99 LAG_MAX LAG_N <<<"$LAG"
 
 log "verification: growing the chain to 1,000,000 rows ..."
 PGOPTIONS='-c client_min_messages=warning' psql_bench >/dev/null <<'SQL'
+SELECT iam.audit_seal();
+-- updates of all 10,000 users until the chain holds at least 1,000,000 rows
 SELECT format('UPDATE iam.users SET last_login = %L::timestamptz WHERE org_id = md5(''org1'')::uuid',
 			  timestamptz '2030-01-01' + g * interval '1 minute')
-FROM generate_series(1, 1000000 / 10000 + 1) AS g \gexec
+FROM generate_series(1, greatest(0, ceil((1000000 - (SELECT count(*) FROM iam.audit_logs
+														 WHERE org_id = md5('org1')::uuid)) / 10000.0)::int)) AS g \gexec
 SELECT iam.audit_seal();
 VACUUM ANALYZE iam.audit_logs;
 SQL
@@ -118,7 +133,8 @@ TABLE="| measure | result | target |
 
 HEADER="## audit: cost of the audit trail on writes ($(date -u +%Y-%m-%d), $(nproc) cores, $("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) /PostgreSQL /'))
 
-pgbench, 8 clients, ${DURATION} s per configuration, one organisation of 10,000 users, one
+pgbench, 8 clients, ${DURATION} s per configuration and round, medians of $ROUNDS interleaved rounds
+(each run after a CHECKPOINT), one organisation of 10,000 users, one
 UPDATE of last_login per transaction (with iam.request_id set), durable commits (fsync and
 synchronous_commit on), iam.audit_seal_interval at its default (200 ms); bench/audit.sh.
 The PL/pgSQL baseline is bench/audit_plpgsql.sql."

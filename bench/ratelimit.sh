@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/ratelimit.sh (`make bench`): what rate limiting and the response
 # cache (#7) cost or save the gateway.  On a throwaway cluster and Redis, the
-# release gateway (IAM_THREADS=2) serves an authorised GET, driven by wrk
+# release gateway (its default threads and pool) serves an authorised GET, driven by wrk
 # (2 threads, 16 connections, IAM_BENCH_RL_SECONDS each, default 10):
 #   - GET /users/{id} (not cached): limiter off, in process (no Redis),
 #     in Redis;  the class is made wide enough never to refuse;
@@ -49,7 +49,7 @@ start() {
 	local name=$1 path=$2 listen pid
 	shift 2
 	listen=127.0.0.1:$(free_port $((18480 + ${#CONFIGS[@]} * 10)))
-	env -i PATH="$PATH" IAM_DATABASE_URL="$DB_URL" IAM_LISTEN="$listen" IAM_THREADS=2 \
+	env -i PATH="$PATH" IAM_DATABASE_URL="$DB_URL" IAM_LISTEN="$listen" \
 		IAM_JWT_KEY_FILE="$KEY" "$@" gateway/iam-gateway >/dev/null 2>"$BENCH_DIR/gw-$name.log" &
 	pid=$!
 	GW_PIDS+=("$pid")
@@ -115,7 +115,7 @@ tee bench/results/ratelimit.md <<EOF2
 # Rate limiting and response cache (bench/ratelimit.sh)
 
 wrk, 2 threads, 16 connections, ${SECONDS_EACH} s per configuration, $ROUNDS interleaved rounds;
-release gateway with IAM_THREADS=2 and a pool of 2 connections; PostgreSQL, Redis and wrk
+release gateway with its default IAM_THREADS (4 per core) and pool; PostgreSQL, Redis and wrk
 on the same $(nproc)-core machine.
 
 | configuration | req/s | p99 (ms) | |

@@ -45,17 +45,27 @@ SELECT md5('user' || i)::uuid, md5('org' || (i % 10))::uuid, 'user' || i || '@be
 	   now() - (i % 365) * interval '1 day' - (i % 1440) * interval '1 minute'
 FROM generate_series(1, :users) AS i;
 ALTER TABLE iam.users ENABLE TRIGGER USER;
--- sealed audit rows, seq gapless per organisation (hashes are not checked here)
+-- sealed audit rows, seq gapless per organisation after the rows already
+-- chained (the organisations' creation; hashes are not checked here), under
+-- the sealer's lock so that the worker chains nothing meanwhile
+BEGIN;
+SELECT pg_advisory_xact_lock(1229016397, 1);
+SELECT iam.audit_seal();
+CREATE TEMP TABLE heads AS
+SELECT o.id AS org_id, coalesce(max(a.seq), 0) AS seq
+FROM iam.organizations o LEFT JOIN ONLY iam.audit_logs a ON a.org_id = o.id GROUP BY o.id;
 ALTER TABLE iam.audit_logs DISABLE TRIGGER USER;
 INSERT INTO iam.audit_logs (org_id, action, entity_type, entity_id, created_at, seq, prev_hash, row_hash)
 SELECT md5('org' || (i % 10))::uuid,
 	   (ARRAY['user.created', 'user.updated', 'user.updated', 'user.role_granted', 'role.updated'])[1 + i % 5],
 	   CASE WHEN i % 5 = 4 THEN 'role' ELSE 'user' END, NULL,
 	   now() - interval '365 days' + (i::double precision / :audit) * interval '365 days',
-	   i / 10 + 1, '\x0000000000000000000000000000000000000000000000000000000000000000',
+	   i / 10 + 1 + (SELECT h.seq FROM heads h WHERE h.org_id = md5('org' || (i % 10))::uuid),
+	   '\x0000000000000000000000000000000000000000000000000000000000000000',
 	   '\x0000000000000000000000000000000000000000000000000000000000000000'
 FROM generate_series(0, :audit - 1) AS i;
 ALTER TABLE iam.audit_logs ENABLE TRIGGER USER;
+COMMIT;
 SELECT iam.activity_logs_add_partition((now() - m * interval '1 month')::date) FROM generate_series(0, 12) AS m;
 ALTER TABLE iam.activity_logs DISABLE TRIGGER USER;
 INSERT INTO iam.activity_logs (org_id, user_id, type, created_at)
