@@ -29,6 +29,7 @@
  * through redis.c, shared by the gateways that agree on a version.
  */
 #include "cache.h"
+#include "fnv.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -121,16 +122,6 @@ struct CacheLru
 	size_t		max_bytes;
 };
 
-static uint64_t
-fnv(const char *s)
-{
-	uint64_t	h = 1469598103934665603ULL;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
-	return h;
-}
-
 CacheLru *
 cache_lru_create(size_t max_bytes)
 {
@@ -146,7 +137,7 @@ cache_lru_create(size_t max_bytes)
 static void
 unlink_node(CacheLru *lru, LruNode *n)
 {
-	LruNode   **p = &lru->buckets[fnv(n->key) % LRU_BUCKETS];
+	LruNode   **p = &lru->buckets[fnv1a_str(n->key) % LRU_BUCKETS];
 
 	while (*p != n)
 		p = &(*p)->hnext;
@@ -179,7 +170,7 @@ cache_lru_free(CacheLru *lru)
 static LruNode *
 lookup(CacheLru *lru, const char *key)
 {
-	for (LruNode *n = lru->buckets[fnv(key) % LRU_BUCKETS]; n != NULL; n = n->hnext)
+	for (LruNode *n = lru->buckets[fnv1a_str(key) % LRU_BUCKETS]; n != NULL; n = n->hnext)
 		if (strcmp(n->key, key) == 0)
 			return n;
 	return NULL;
@@ -207,8 +198,8 @@ cache_lru_put(CacheLru *lru, const char *key, const CacheEntry *e, int64_t expir
 		unlink_node(lru, old);
 	while (lru->tail != NULL && lru->bytes + bytes > lru->max_bytes)
 		unlink_node(lru, lru->tail);
-	n->hnext = lru->buckets[fnv(key) % LRU_BUCKETS];
-	lru->buckets[fnv(key) % LRU_BUCKETS] = n;
+	n->hnext = lru->buckets[fnv1a_str(key) % LRU_BUCKETS];
+	lru->buckets[fnv1a_str(key) % LRU_BUCKETS] = n;
 	n->next = lru->head;
 	if (lru->head != NULL)
 		lru->head->prev = n;
@@ -311,7 +302,7 @@ hexval(char c)
 int
 cache_slot_of(const char *org)
 {
-	uint64_t	h = 14695981039346656037ULL;
+	uint64_t	h = FNV1A_OFFSET_BASIS;
 	int			n = 0;
 
 	if (org == NULL)
@@ -325,7 +316,7 @@ cache_slot_of(const char *org)
 			continue;
 		if (n == 16 || (hi = hexval(p[0])) < 0 || (lo = hexval(p[1])) < 0)
 			return -1;
-		h = (h ^ (uint64_t) (hi << 4 | lo)) * 1099511628211ULL;
+		h = fnv1a_add(h, (unsigned char) (hi << 4 | lo));
 		n++;
 		p++;
 	}

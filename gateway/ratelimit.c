@@ -16,6 +16,7 @@
  * email> when an anonymous request's body names an account (login, reset).
  */
 #include "ratelimit.h"
+#include "fnv.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -96,16 +97,6 @@ struct RateLimitLocal
 	size_t		max_per_stripe;
 	atomic_bool full_logged;
 };
-
-static uint64_t
-hash_key(const char *s)
-{
-	uint64_t	h = 1469598103934665603ULL;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
-	return h;
-}
 
 RateLimitLocal *
 ratelimit_local_create(size_t max_keys)
@@ -220,7 +211,7 @@ ratelimit_local_check(RateLimitLocal *l, const char *const *keys, int nkeys,
 		nkeys = RL_MAX_KEYS;
 	/* lock the stripes in index order, each once */
 	for (int i = 0; i < nkeys; i++)
-		stripe[i] = (int) (hash_key(keys[i]) % LOCAL_STRIPES);
+		stripe[i] = (int) (fnv1a_str(keys[i]) % LOCAL_STRIPES);
 	for (int st = 0; st < LOCAL_STRIPES; st++)
 		for (int i = 0; i < nkeys; i++)
 			if (stripe[i] == st)
@@ -232,7 +223,7 @@ ratelimit_local_check(RateLimitLocal *l, const char *const *keys, int nkeys,
 	{
 		GcraResult	r;
 
-		entries[i] = find(l, &l->stripes[stripe[i]], hash_key(keys[i]), keys[i], now_us);
+		entries[i] = find(l, &l->stripes[stripe[i]], fnv1a_str(keys[i]), keys[i], now_us);
 		tats[i] = entries[i] != NULL ? entries[i]->tat : 0;
 		r = gcra_step(&tats[i], now_us, limit, period_us);
 		if (!r.allowed && (worst.allowed || r.retry_us > worst.retry_us))
