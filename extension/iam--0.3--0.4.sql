@@ -1832,11 +1832,12 @@ UPDATE iam.rate_limit_classes SET requests = 10, per_seconds = 60 WHERE name = '
 UPDATE iam.routes SET rate_limit_class = CASE WHEN read_only THEN 'read' ELSE 'write' END
 WHERE rate_limit_class = 'default';
 UPDATE iam.routes SET cacheable = true
-WHERE method = 'GET' AND path IN ('/users/me', '/roles', '/roles/{id:uuid}', '/permissions');
+WHERE (method = 'GET' AND path IN ('/users/me', '/roles', '/roles/{id:uuid}', '/permissions'))
+   OR (method = 'POST' AND path = '/authz/check');
 COMMENT ON COLUMN iam.routes.rate_limit_class IS
 	'Rate-limit class (iam.rate_limit_classes) the route counts against: per user (sub) for authenticated routes, per client IP (and per account, the body''s email) for the others';
 COMMENT ON COLUMN iam.routes.cacheable IS
-	'True (GET only): the gateway caches the response per route, parameters, organisation, caller and cache version, sends an ETag and answers If-None-Match with 304';
+	'True (read-only routes): the gateway caches the response per route, parameters, body, organisation, caller and cache version, sends an ETag and answers a GET''s If-None-Match with 304';
 
 CREATE FUNCTION iam.cache_note_change(org_id uuid) RETURNS void
 	LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'iam_cache_note_change';

@@ -420,7 +420,8 @@ reply_entry(HttpRequest *req, const Route *route, const CacheEntry *e)
 	const char *inm = http_header(req, "If-None-Match");
 	HttpHeader	h[1] = {{"ETag", e->etag}};
 
-	if (cache_etag_matches(inm, e->etag))
+	/* conditional requests are for GET; a cached POST answer is just sent */
+	if (strcmp(route->method, "GET") == 0 && cache_etag_matches(inm, e->etag))
 	{
 		cache_note_not_modified();
 		return http_reply(req, 304, "application/json", "", 0, h, 1);
@@ -737,18 +738,31 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 	}
 
 	/*
-	 * The response cache (#7), for cacheable GETs: the key names the caller
-	 * (user and session), its organisation and their cache version, taken
-	 * before the database is read.
+	 * The response cache (#7), for cacheable read-only routes: the key names
+	 * the caller (user and session), its organisation and their cache
+	 * version, taken before the database is read, and the parameters and
+	 * body (a read-only POST such as /authz/check asks its question in the
+	 * body).  An external token's user is known only to SQL: nothing to key
+	 * a cache on.
 	 */
-	/* an external token's user is known only to SQL: nothing to key a cache on */
-	if (route->cacheable && strcmp(route->method, "GET") == 0 && body == NULL &&
-		claims.ext_sub[0] == '\0')
+	if (route->cacheable && route->read_only && claims.ext_sub[0] == '\0')
 	{
 		char		caller[80];
+		char	   *question = malloc(strlen(params_text) + 1 + (body != NULL ? body_len : 0) + 1);
 
+		if (question == NULL)
+		{
+			rc = -1;
+			goto done;
+		}
 		snprintf(caller, sizeof(caller), "%s/%s", claims.sub, claims.sid);
-		cacheable = cache_key(route->label, params_text, claims.org, caller, cache_key_hex);
+		/* params_text is compact JSON: a newline cannot occur in it */
+		sprintf(question, "%s\n", params_text);
+		if (body != NULL)
+			memcpy(question + strlen(params_text) + 1, body, body_len);
+		question[strlen(params_text) + 1 + (body != NULL ? body_len : 0)] = '\0';
+		cacheable = cache_key(route->label, question, claims.org, caller, cache_key_hex);
+		free(question);
 	}
 	if (cacheable)
 	{

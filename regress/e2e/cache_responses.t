@@ -130,6 +130,37 @@ done
 ok $gone "a user deactivated in SQL gets 401, not its cached /users/me"
 sql "UPDATE iam.users SET is_active = true WHERE id = '$MEMBER_A'" >/dev/null
 
+# ---- a read-only POST: /authz/check, keyed by its body too ----
+# poll_check BODY TOKEN REGEX: POST /authz/check until the answer matches
+poll_check() {
+	for _ in $(seq 1 50); do
+		api_json POST /authz/check "$2" "$1"
+		[[ "$BODY" =~ $3 ]] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+Q_DEL='{"permissions":["users.delete"]}'
+Q_USERS='{"permissions":["users.read"]}'
+hits1=$(gw_metric main 'iam_cache_requests_total{outcome="hit_l1"}')
+api_json POST /authz/check "$TM" "$Q_DEL"
+is "$(jqr '.results["users.delete"]')" false "authz/check: the member (an auditor now) does not hold users.delete"
+api_json POST /authz/check "$TM" "$Q_DEL"
+[ "$(jqr '.results["users.delete"]')" = false ] &&
+	[ "$(gw_metric main 'iam_cache_requests_total{outcome="hit_l1"}')" -gt "${hits1:-0}" ]
+ok $? "... the same question again is answered from the cache"
+api_json POST /authz/check "$TM" "$Q_USERS"
+is "$(jqr '.results | keys | join(",")')" "users.read" "another body is another question, not the cached answer"
+api_json POST /authz/check "$TA" "$Q_DEL"
+is "$(jqr '.results["users.delete"]')" true "another caller with the same body gets its own answer"
+sql "INSERT INTO iam.user_permissions (user_id, permission_id, org_id)
+     SELECT '$MEMBER_A', id, '$ORG_A' FROM iam.permissions WHERE name = 'users.delete'" >/dev/null
+poll_check "$Q_DEL" "$TM" '"users.delete" *: *true'
+ok $? "a grant made in SQL makes the next check fresh"
+sql "DELETE FROM iam.user_permissions WHERE user_id = '$MEMBER_A'" >/dev/null
+poll_check "$Q_DEL" "$TM" '"users.delete" *: *false'
+ok $? "... and so does its revocation"
+
 gw_log_clean main
 ok $? "the gateway log is all JSON"
 gw_stop main
