@@ -708,7 +708,7 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 	if (accepts_csv(http_header(req, "Accept")))
 		json_object_set_new(params, "accept", json_string("text/csv"));
 
-	body = http_body(req, &body_len);
+	/* body and body_len: read above, for the limiter's per-account key */
 	if (body != NULL && body_len > 0)
 	{
 		const char *detail;
