@@ -181,19 +181,55 @@ line_key(Line *line, const char *key)
 	line_raw(line, ":");
 }
 
-/* line_begin starts a line with the timestamp, level and message. */
+/* put_u64 writes v in decimal at out (room for 20 digits); returns the length. */
+static size_t
+put_u64(char *out, uint64_t v)
+{
+	char		tmp[20];
+	size_t		n = 0;
+
+	do
+		tmp[n++] = (char) ('0' + v % 10);
+	while ((v /= 10) > 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* put_fixed writes v with `width` digits, zero-padded. */
+static void
+put_fixed(char *out, unsigned int v, int width)
+{
+	for (int i = width - 1; i >= 0; i--, v /= 10)
+		out[i] = (char) ('0' + v % 10);
+}
+
+/*
+ * line_begin starts a line with the timestamp, level and message.  The
+ * date and time to the second are formatted once per second and thread:
+ * a line is written per request, and strftime is not cheap.
+ */
 static void
 line_begin(Line *line, const char *level, const char *msg)
 {
+	static _Thread_local time_t second = -1;
+	static _Thread_local char ts[32];	/* "YYYY-MM-DDTHH:MM:SS" then ".mmmZ" */
 	struct timespec now;
-	struct tm	tm;
-	char		ts[64];
-	size_t		n;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000L);
+	if (now.tv_sec != second)
+	{
+		struct tm	tm;
+
+		gmtime_r(&now.tv_sec, &tm);
+		if (strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm) != 19)
+			snprintf(ts, sizeof(ts), "1970-01-01T00:00:00");
+		second = now.tv_sec;
+	}
+	ts[19] = '.';
+	put_fixed(ts + 20, (unsigned int) (now.tv_nsec / 1000000L), 3);
+	ts[23] = 'Z';
+	ts[24] = '\0';
 
 	line->len = 0;
 	line_raw(line, "{\"ts\":");
@@ -202,6 +238,30 @@ line_begin(Line *line, const char *level, const char *msg)
 	line_string(line, level, 16);
 	line_key(line, "msg");
 	line_string(line, msg, 128);
+}
+
+/* line_u64 appends v as a JSON number. */
+static void
+line_u64(Line *line, uint64_t v)
+{
+	char		num[24];
+
+	num[put_u64(num, v)] = '\0';
+	line_raw(line, num);
+}
+
+/* line_ms appends a duration in milliseconds with three decimals. */
+static void
+line_ms(Line *line, double ms)
+{
+	uint64_t	us = ms > 0 ? (uint64_t) (ms * 1000.0 + 0.5) : 0;
+	char		num[32];
+	size_t		n = put_u64(num, us / 1000);
+
+	num[n++] = '.';
+	put_fixed(num + n, (unsigned int) (us % 1000), 3);
+	num[n + 3] = '\0';
+	line_raw(line, num);
 }
 
 /* line_finish closes the object and writes it with one write(2). */
@@ -255,7 +315,6 @@ void
 accesslog_request(const AccessLogRequest *r)
 {
 	Line		line;
-	char		num[64];
 	char		path[VALUE_MAX_BYTES + 1];
 
 	line_begin(&line, r->status == 0 || r->aborted ? "warn" : "info", "request");
@@ -266,14 +325,11 @@ accesslog_request(const AccessLogRequest *r)
 	line_key(&line, "route");
 	line_string(&line, r->route, 2 + 6 * 160);
 	line_key(&line, "status");
-	snprintf(num, sizeof(num), "%u", r->status);
-	line_raw(&line, num);
+	line_u64(&line, r->status);
 	line_key(&line, "duration_ms");
-	snprintf(num, sizeof(num), "%.3f", r->duration_ms);
-	line_raw(&line, num);
+	line_ms(&line, r->duration_ms);
 	line_key(&line, "bytes");
-	snprintf(num, sizeof(num), "%" PRIu64, r->bytes);
-	line_raw(&line, num);
+	line_u64(&line, r->bytes);
 	line_key(&line, "request_id");
 	line_string(&line, r->request_id, 2 + 6 * 64);
 	line_key(&line, "user_id");

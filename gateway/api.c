@@ -2,9 +2,12 @@
  * api.c
  *		The request pipeline of /api/v1, from route match to the reply.
  *
- * Order (PostgREST's): route -> token -> query/body checks -> database, so
- * no pooled connection is taken for a request that is refused anyway.  The
- * database part is one round trip in libpq's pipeline mode:
+ * Order (PostgREST's): route -> token -> rate limit -> query/body checks ->
+ * response cache -> database, so no pooled connection is taken for a
+ * request that is refused anyway.  While the limiter waits for Redis the
+ * request is suspended (api_handle returns, api_resume goes on), so its
+ * thread serves other connections meanwhile.  The database part is one
+ * round trip in libpq's pipeline mode:
  *
  *     [Parse of statements not yet prepared on this connection]
  *     Execute ctx    SELECT set_config('iam.user_id', $1, true), ... x5
@@ -617,50 +620,86 @@ reply_options(HttpRequest *req, const char *allow)
 	return http_reply(req, 204, "text/plain", "", 0, h, n);
 }
 
+/*
+ * A request between its stages, kept while the rate limiter's answer is
+ * awaited (the request suspended, ratelimit_start); freed by
+ * api_request_free whichever way the request ends.
+ */
+typedef struct ApiRequest
+{
+	const HttpContext *ctx;
+	RouteTable *t;				/* a reference, held until the reply */
+	const Route *route;
+	json_t	   *params;			/* path (then query) parameters */
+	JwtClaims	claims;
+	char		who[40];		/* user id, or ext-… for an external token */
+	char		client_ip[64];
+	RateLimitWait *wait;
+} ApiRequest;
+
+static void
+api_request_free(void *arg)
+{
+	ApiRequest *a = arg;
+
+	ratelimit_wait_free(a->wait);
+	json_decref(a->params);
+	routes_table_release(a->t);
+	free(a);
+}
+
+static int	api_serve(HttpRequest *req, ApiRequest *a);
+
+/* api_resume: the limiter has decided (or failed); go on or stop there. */
+static int
+api_resume(HttpRequest *req, void *arg)
+{
+	ApiRequest *a = arg;
+	RateLimitWait *wait = a->wait;
+	int			rc;
+
+	a->wait = NULL;
+	if (ratelimit_finish(req, a->ctx->config, a->route, wait, &rc) != 0)
+	{
+		api_request_free(a);
+		return rc;
+	}
+	return api_serve(req, a);
+}
+
 int
 api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 {
 	RouteTable *t = routes_current(ctx->routes);
-	const Route *route;
-	json_t	   *params = NULL;
+	ApiRequest *a;
 	char		allow[128];
-	JwtClaims	claims;
-	QueryWalk	walk;
-	const char *if_match;
 	const char *body;
 	size_t		body_len;
-	char	   *params_text = NULL;
-	PGconn	   *conn;
-	DbConnState *st;
-	ApiResult	res;
 	int			rc;
-	char		client_ip[64];
-	char		cache_key_hex[65];
-	bool		cacheable = false;
-	char		who[40] = "";	/* user id, or ext-… for an external token */
 
-	memset(&claims, 0, sizeof(claims));
-	memset(&res, 0, sizeof(res));
 	if (t == NULL)
 		return problem_reply(req, &(Problem) {
 			.status = 503,.code = "routes_unavailable",
 				.detail = "The API routes are not loaded yet; try again shortly.",
 				.retry_after = 1,
 		});
-
 	if (strcmp(http_method(req), "OPTIONS") == 0)
 	{
 		rc = routes_allow(t, path, allow, sizeof(allow)) ?
 			reply_options(req, allow) :
 			reply_problem(req, 404, "not_found", "There is no resource at this path.");
-		goto done;
+		routes_table_release(t);
+		return rc;
 	}
-	if ((params = json_object()) == NULL)
+	if ((a = calloc(1, sizeof(ApiRequest))) == NULL || (a->params = json_object()) == NULL)
 	{
-		rc = -1;
-		goto done;
+		free(a);
+		routes_table_release(t);
+		return -1;
 	}
-	switch (routes_match(t, http_method(req), path, &route, params, allow, sizeof(allow)))
+	a->ctx = ctx;
+	a->t = t;
+	switch (routes_match(t, http_method(req), path, &a->route, a->params, allow, sizeof(allow)))
 	{
 		case ROUTE_NOT_FOUND:
 			rc = reply_problem(req, 404, "not_found", "There is no resource at this path.");
@@ -675,17 +714,56 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 		case ROUTE_FOUND:
 			break;
 	}
-	http_set_route(req, route->label);
+	http_set_route(req, a->route->label);
 
-	if (route->authenticated && authenticate(req, ctx, &claims, who, &rc) != 0)
+	if (a->route->authenticated && authenticate(req, ctx, &a->claims, a->who, &rc) != 0)
 		goto done;
 
 	/* rate limit (#7): per user, or per client IP (and account) when anonymous */
-	ratelimit_client_ip(req, ctx->config, client_ip, sizeof(client_ip));
+	ratelimit_client_ip(req, ctx->config, a->client_ip, sizeof(a->client_ip));
 	body = http_body(req, &body_len);
-	if (ratelimit_check(req, ctx->config, route, who, client_ip, body, body_len, &rc) != 0)
-		goto done;
+	switch (ratelimit_start(req, ctx->config, a->route, a->who, a->client_ip, body, body_len,
+							api_resume, a, api_request_free, &a->wait, &rc))
+	{
+		case RATELIMIT_WAIT:
+			return 0;			/* api_resume goes on */
+		case RATELIMIT_ANSWERED:
+			goto done;
+		case RATELIMIT_PASS:
+			break;
+	}
+	return api_serve(req, a);
 
+done:
+	api_request_free(a);
+	return rc;
+}
+
+/*
+ * api_serve finishes an admitted request: query, header and body checks,
+ * the response cache, one round trip, the reply.  Frees a.
+ */
+static int
+api_serve(HttpRequest *req, ApiRequest *a)
+{
+	const HttpContext *ctx = a->ctx;
+	const Route *route = a->route;
+	json_t	   *params = a->params;
+	const JwtClaims *c = &a->claims;
+	QueryWalk	walk;
+	const char *if_match;
+	const char *body;
+	size_t		body_len;
+	char	   *params_text = NULL;
+	PGconn	   *conn;
+	DbConnState *st;
+	ApiResult	res;
+	int			rc;
+	char		cache_key_hex[65];
+	bool		cacheable = false;
+
+	memset(&res, 0, sizeof(res));
+	body = http_body(req, &body_len);
 	walk.route = route;
 	walk.params = params;
 	walk.detail[0] = '\0';
@@ -708,7 +786,6 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 	if (accepts_csv(http_header(req, "Accept")))
 		json_object_set_new(params, "accept", json_string("text/csv"));
 
-	/* body and body_len: read above, for the limiter's per-account key */
 	if (body != NULL && body_len > 0)
 	{
 		const char *detail;
@@ -745,7 +822,7 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 	 * body).  An external token's user is known only to SQL: nothing to key
 	 * a cache on.
 	 */
-	if (route->cacheable && route->read_only && claims.ext_sub[0] == '\0')
+	if (route->cacheable && route->read_only && c->ext_sub[0] == '\0')
 	{
 		char		caller[80];
 		char	   *question = malloc(strlen(params_text) + 1 + (body != NULL ? body_len : 0) + 1);
@@ -755,13 +832,13 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 			rc = -1;
 			goto done;
 		}
-		snprintf(caller, sizeof(caller), "%s/%s", claims.sub, claims.sid);
+		snprintf(caller, sizeof(caller), "%s/%s", c->sub, c->sid);
 		/* params_text is compact JSON: a newline cannot occur in it */
 		sprintf(question, "%s\n", params_text);
 		if (body != NULL)
 			memcpy(question + strlen(params_text) + 1, body, body_len);
 		question[strlen(params_text) + 1 + (body != NULL ? body_len : 0)] = '\0';
-		cacheable = cache_key(route->label, question, claims.org, caller, cache_key_hex);
+		cacheable = cache_key(route->label, question, c->org, caller, cache_key_hex);
 		free(question);
 	}
 	if (cacheable)
@@ -787,13 +864,13 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 		snprintf(ua_cut, sizeof(ua_cut), "%s", ua != NULL ? ua : "");
 		for (size_t len = strlen(ua_cut); len > 0 && !json_body_utf8_valid(ua_cut, len);)
 			ua_cut[--len] = '\0';
-		ctxv[0] = claims.sub;
-		ctxv[1] = claims.org;
+		ctxv[0] = c->sub;
+		ctxv[1] = c->org;
 		ctxv[2] = http_request_id(req);
-		ctxv[3] = client_ip;
+		ctxv[3] = a->client_ip;
 		ctxv[4] = ua_cut;
-		ctxv[5] = claims.sid;	/* iam.api_caller() refuses a revoked session */
-		ctxv[6] = claims.ext_sub;	/* iam.api_caller() maps it to a user */
+		ctxv[5] = c->sid;	/* iam.api_caller() refuses a revoked session */
+		ctxv[6] = c->ext_sub;	/* iam.api_caller() maps it to a user */
 
 		result_clear(&res);
 		if ((conn = db_pool_acquire_state(ctx->pool, API_POOL_WAIT_MS, &st)) == NULL)
@@ -816,7 +893,7 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 			});
 			goto done;
 		}
-		(void) round_trip(conn, st, routes_table_generation(t), routes_table_size(t),
+		(void) round_trip(conn, st, routes_table_generation(a->t), routes_table_size(a->t),
 						  route, ctxv, params_text, body, ctx->metrics, &res);
 		db_pool_release(ctx->pool, conn, res.conn_lost || res.prepare_failed);
 		if (res.ok || res.conn_lost)
@@ -826,7 +903,7 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 	}
 	/* a write of ours: the next read of this organisation must not wait for the poll */
 	if (res.ok && !route->read_only && res.status < 400)
-		cache_written(claims.org);
+		cache_written(c->org);
 	if (res.ok && cacheable && res.status == 200)
 	{
 		CacheEntry *e = entry_of(&res);
@@ -847,10 +924,10 @@ api_handle(HttpRequest *req, const HttpContext *ctx, const char *path)
 done:
 	result_clear(&res);
 	free(params_text);
-	json_decref(params);
-	routes_table_release(t);
+	api_request_free(a);
 	return rc;
 }
+
 
 int
 api_openapi(HttpRequest *req, const HttpContext *ctx)

@@ -41,7 +41,12 @@
 
 #define HTTP_MAX_BODY			(1024 * 1024)	/* larger bodies get 413 */
 #define HTTP_MAX_DRAIN			(8 * HTTP_MAX_BODY) /* then we hang up */
-#define HTTP_CONNECTION_MEMORY	(64 * 1024) /* headers + read buffer */
+/*
+ * Headers, read and write buffers of a connection.  MHD zeroes all of it
+ * between two requests of a keep-alive connection, so more costs time on
+ * every request; 32 KiB holds an 8 KiB bearer token and the rest.
+ */
+#define HTTP_CONNECTION_MEMORY	(32 * 1024)
 #define HTTP_PATH_MAX			2048
 #define HTTP_METHOD_MAX			32
 
@@ -77,6 +82,9 @@ struct HttpRequest
 	char		extra_name[HTTP_EXTRA_HEADERS][64];	/* http_add_header */
 	char		extra_value[HTTP_EXTRA_HEADERS][128];
 	int			n_extra;
+	HttpContinuation cont;		/* set while suspended (http_suspend) */
+	void	   *cont_arg;
+	void		(*cont_release) (void *arg);
 };
 
 typedef int (*HttpHandler) (HttpRequest *req, const HttpContext *ctx);
@@ -253,6 +261,21 @@ const char *
 http_cors_origin(const HttpRequest *req)
 {
 	return req->cors_origin;
+}
+
+void
+http_suspend(HttpRequest *req, HttpContinuation cont, void *arg, void (*release) (void *arg))
+{
+	req->cont = cont;
+	req->cont_arg = arg;
+	req->cont_release = release;
+	MHD_suspend_connection(req->conn);
+}
+
+void
+http_resume(HttpRequest *req)
+{
+	MHD_resume_connection(req->conn);
 }
 
 /* http_metrics answers GET /metrics in the Prometheus text format. */
@@ -531,6 +554,14 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (req->replied)
 		return MHD_YES;
+	if (req->cont != NULL)
+	{
+		/* resumed (http_resume): the suspended handler goes on */
+		HttpContinuation cont = req->cont;
+
+		req->cont = NULL;
+		return cont(req, req->cont_arg) == 0 ? MHD_YES : MHD_NO;
+	}
 	return http_dispatch(req) == 0 ? MHD_YES : MHD_NO;
 }
 
@@ -564,6 +595,9 @@ http_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 			.remote = req->remote[0] != '\0' ? req->remote : NULL,
 			.aborted = toe != MHD_REQUEST_TERMINATED_COMPLETED_OK,
 	});
+	/* suspended and never resumed: only when the daemon stops */
+	if (req->cont != NULL && req->cont_release != NULL)
+		req->cont_release(req->cont_arg);
 	free(req->body);
 	free(req);
 	*req_cls = NULL;
@@ -588,7 +622,8 @@ http_start(int listen_fd, const HttpContext *ctx, char **errmsg)
 	atomic_init(&srv->closing, false);
 
 	/*
-	 * MHD_USE_ITC lets MHD_quiesce_daemon wake the pool's threads.  Without
+	 * MHD_USE_ITC lets MHD_quiesce_daemon and http_resume wake the pool's
+	 * threads.  Without
 	 * CONNECTION_TIMEOUT an idle client would hold a connection forever.  The
 	 * logger must be the first option, or MHD's early messages bypass it.
 	 * The pool size comes last: with one thread it becomes the end of the
@@ -596,7 +631,7 @@ http_start(int listen_fd, const HttpContext *ctx, char **errmsg)
 	 */
 	srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
 								   MHD_USE_EPOLL | MHD_USE_ITC |
-								   MHD_USE_ERROR_LOG,
+								   MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 								   0, NULL, NULL,
 								   http_access, srv,
 								   MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,

@@ -126,4 +126,20 @@ extern void http_set_user(HttpRequest *req, const char *user_id);
 /* http_cors_origin returns the request's Origin when it is allowed, else NULL. */
 extern const char *http_cors_origin(const HttpRequest *req);
 
+/*
+ * A handler that waits for something other than the database (the rate
+ * limiter's Redis answer) suspends its request instead of its thread:
+ * http_suspend parks req (call it from the handler, before whatever will
+ * call http_resume is started, then return 0 without replying); the
+ * thread goes on with other connections.  http_resume, from any thread,
+ * wakes it: cont(req, arg) then runs on one of the server's threads and
+ * finishes the request as a handler would (its return value likewise).
+ * If the request ends without being resumed (the server stopping),
+ * release(arg) is called instead; release may be NULL.
+ */
+typedef int (*HttpContinuation) (HttpRequest *req, void *arg);
+extern void http_suspend(HttpRequest *req, HttpContinuation cont, void *arg,
+						 void (*release) (void *arg));
+extern void http_resume(HttpRequest *req);
+
 #endif							/* HTTP_H */

@@ -35,6 +35,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "redis.h"
+#include "redis_pipeline.h"
 #include "routes.h"
 
 #define EXIT_CONFIG		2
@@ -298,7 +299,11 @@ main(int argc, char **argv)
 		fail(1, NULL);
 	/* rate limiting, load shedding and the response cache (#7) */
 	if (cfg->redis_enabled)
+	{
 		redis_init(&cfg->redis, cfg->redis_timeout_ms);
+		if (redis_pipeline_start(&cfg->redis, cfg->redis_timeout_ms) != 0)
+			fail(1, strdup("cannot start the Redis I/O thread"));
+	}
 	db_pool_set_max_waiters(pool, cfg->max_db_waiters);
 	if (ratelimit_init(cfg) != 0 || cache_init(cfg) != 0)
 		fail(1, NULL);
@@ -336,6 +341,11 @@ main(int argc, char **argv)
 		accesslog_event("warn", "shutdown timeout: closing unfinished requests",
 						"in_flight", num[2], NULL);
 	}
+	/*
+	 * Answers the limiter's calls still open, resuming their requests: MHD
+	 * must not be stopped while a request is suspended.
+	 */
+	redis_pipeline_stop();
 	http_stop(srv);
 	routes_stop(routes);
 	cache_shutdown();

@@ -5,7 +5,9 @@
  * With IAM_REDIS_URL every gateway shares one state per key in Redis: one
  * Lua script (loaded once, then EVALSHA) reads the TATs of the request's
  * keys, decides, and stores them, atomically and with Redis's clock, in one
- * round trip.  Without Redis, or while Redis fails and IAM_RATE_LIMIT_FAIL
+ * round trip, batched with the other requests waiting at the same moment
+ * on the gateway's one connection (redis_pipeline.c); the request is
+ * suspended meanwhile, not its thread.  Without Redis, or while Redis fails and IAM_RATE_LIMIT_FAIL
  * is open (the default), the in-process limiter decides with the same
  * arithmetic, for this gateway alone; with IAM_RATE_LIMIT_FAIL=closed the
  * request is refused with 503 instead.  Limits come with the routes
@@ -33,6 +35,7 @@
 #include "accesslog.h"
 #include "problem.h"
 #include "redis.h"
+#include "redis_pipeline.h"
 
 #define LOCAL_STRIPES		16
 #define LOCAL_BUCKETS		1024	/* per stripe */
@@ -248,37 +251,57 @@ ratelimit_local_check(RateLimitLocal *l, const char *const *keys, int nkeys,
 /* ---- the shared limiter (Redis) ---- */
 
 /*
- * KEYS: the request's keys; ARGV: limit, period in microseconds.  Returns
- * {allowed (0/1), TAT - now of the tightest key, retry in microseconds,
- * remaining}.  Nothing is written unless every key allows the request.
+ * The decisions of a batch of requests (redis_pipeline.h's layout: per
+ * request, its keys, and the arguments limit and period in microseconds),
+ * taken one after the other with Redis's clock, so that a batch decides
+ * exactly what the same requests one at a time would.  Each request's
+ * answer is {allowed (0/1), TAT - now of the tightest key, retry in
+ * microseconds, remaining}; a refused request writes nothing.  Each key is
+ * read once and written once per batch.
  */
-static RedisScript rl_script = {
+RedisScript ratelimit_script = {
 	.text =
 	"local t = redis.call('TIME')\n"
 	"local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-	"local limit = tonumber(ARGV[1])\n"
-	"local interval = math.floor(tonumber(ARGV[2]) / limit)\n"
-	"if interval < 1 then interval = 1 end\n"
-	"local burst = interval * limit\n"
-	"local nexts = {}\n"
-	"local ahead, retry, rahead, remaining = 0, 0, 0, limit\n"
-	"for i, k in ipairs(KEYS) do\n"
-	"  local v = redis.call('GET', k)\n"
-	"  local tat = v and tonumber(v) or now\n"
-	"  if tat < now then tat = now end\n"
-	"  local nxt = tat + interval\n"
-	"  if nxt - burst - now > retry then retry = nxt - burst - now; rahead = tat - now end\n"
-	"  if nxt - now > ahead then ahead = nxt - now end\n"
-	"  local rem = math.floor((burst - (nxt - now)) / interval)\n"
-	"  if rem < remaining then remaining = rem end\n"
-	"  nexts[i] = nxt\n"
+	"local tats, dirty, out = {}, {}, {}\n"
+	"local k, a = 1, 2\n"
+	"for c = 1, tonumber(ARGV[1]) do\n"
+	"  local nkeys, nargs = tonumber(ARGV[a]), tonumber(ARGV[a + 1])\n"
+	"  local limit = tonumber(ARGV[a + 2])\n"
+	"  local interval = math.floor(tonumber(ARGV[a + 3]) / limit)\n"
+	"  if interval < 1 then interval = 1 end\n"
+	"  local burst = interval * limit\n"
+	"  local nexts = {}\n"
+	"  local ahead, retry, rahead, remaining = 0, 0, 0, limit\n"
+	"  for i = k, k + nkeys - 1 do\n"
+	"    local tat = tats[KEYS[i]]\n"
+	"    if tat == nil then\n"
+	"      local v = redis.call('GET', KEYS[i])\n"
+	"      tat = v and tonumber(v) or now\n"
+	"      tats[KEYS[i]] = tat\n"
+	"    end\n"
+	"    if tat < now then tat = now end\n"
+	"    local nxt = tat + interval\n"
+	"    if nxt - burst - now > retry then retry = nxt - burst - now; rahead = tat - now end\n"
+	"    if nxt - now > ahead then ahead = nxt - now end\n"
+	"    local rem = math.floor((burst - (nxt - now)) / interval)\n"
+	"    if rem < remaining then remaining = rem end\n"
+	"    nexts[i] = nxt\n"
+	"  end\n"
+	"  if retry > 0 then\n"
+	"    out[c] = {0, rahead, retry, 0}\n"
+	"  else\n"
+	"    for i = k, k + nkeys - 1 do tats[KEYS[i]] = nexts[i]; dirty[KEYS[i]] = true end\n"
+	"    if remaining < 0 then remaining = 0 end\n"
+	"    out[c] = {1, ahead, 0, remaining}\n"
+	"  end\n"
+	"  k = k + nkeys\n"
+	"  a = a + 2 + nargs\n"
 	"end\n"
-	"if retry > 0 then return {0, rahead, retry, 0} end\n"
-	"for i, k in ipairs(KEYS) do\n"
-	"  redis.call('SET', k, string.format('%d', nexts[i]), 'PX', math.floor((nexts[i] - now) / 1000) + 1)\n"
+	"for key in pairs(dirty) do\n"
+	"  redis.call('SET', key, string.format('%d', tats[key]), 'PX', math.floor((tats[key] - now) / 1000) + 1)\n"
 	"end\n"
-	"if remaining < 0 then remaining = 0 end\n"
-	"return {1, ahead, 0, remaining}\n"
+	"return out\n"
 };
 
 static RateLimitLocal *rl_local;
@@ -290,7 +313,7 @@ static atomic_uint_least64_t rl_refused;	/* 503: Redis failed, fail-closed */
 int
 ratelimit_init(const Config *cfg)
 {
-	redis_script_init(&rl_script);
+	redis_script_init(&ratelimit_script);
 	(void) cfg;
 	if (rl_local == NULL && (rl_local = ratelimit_local_create(LOCAL_MAX_KEYS)) == NULL)
 		return -1;
@@ -430,38 +453,53 @@ account_key(const char *cls, const char *body, size_t len, char *out, size_t siz
 	return ok;
 }
 
-/* redis_decide runs the script; false when Redis failed. */
-static bool
-redis_decide(const char *const *keys, int nkeys, int limit, int64_t period_us,
-			 GcraResult *out)
+/*
+ * A decision in progress: the request's keys (for the in-process fallback)
+ * and the Redis call whose answer resumes the request.
+ */
+struct RateLimitWait
 {
-	char		a[2][24];
-	const char *args[2] = {a[0], a[1]};
-	redisReply *r;
-	bool		ok = false;
+	RedisCall	call;			/* first: the callback finds the wait from it */
+	HttpRequest *req;
+	char		kbuf[RL_MAX_KEYS][RL_KEY_MAX];
+	const char *keys[RL_MAX_KEYS];
+	int			nkeys;
+	bool		answered;		/* Redis decided; else it failed */
+	GcraResult	r;
+};
 
-	snprintf(a[0], sizeof(a[0]), "%d", limit);
-	snprintf(a[1], sizeof(a[1]), "%lld", (long long) period_us);
-	if ((r = redis_eval(&rl_script, nkeys, (const char **) keys, 2, args)) == NULL)
-		return false;
-	if (r->type == REDIS_REPLY_ARRAY && r->elements == 4)
-	{
-		ok = true;
-		for (int i = 0; i < 4; i++)
-			ok = ok && r->element[i]->type == REDIS_REPLY_INTEGER;
-		if (ok)
-		{
-			out->allowed = r->element[0]->integer == 1;
-			out->ahead_us = r->element[1]->integer;
-			out->retry_us = r->element[2]->integer;
-			out->remaining = (int) r->element[3]->integer;
-		}
-	}
+/*
+ * read_answer reads the script's reply {allowed, ahead, retry, remaining};
+ * false (logged) when it is something else.
+ */
+static bool
+read_answer(const redisReply *r, GcraResult *out)
+{
+	bool		ok = r->type == REDIS_REPLY_ARRAY && r->elements == 4;
+
+	for (size_t i = 0; ok && i < 4; i++)
+		ok = r->element[i]->type == REDIS_REPLY_INTEGER;
 	if (!ok)
+	{
 		accesslog_event("error", "rate-limit script: unexpected reply", "detail",
 						r->type == REDIS_REPLY_ERROR ? r->str : "not an array of 4 integers", NULL);
-	freeReplyObject(r);
-	return ok;
+		return false;
+	}
+	out->allowed = r->element[0]->integer == 1;
+	out->ahead_us = r->element[1]->integer;
+	out->retry_us = r->element[2]->integer;
+	out->remaining = (int) r->element[3]->integer;
+	return true;
+}
+
+/* on_answer runs on the Redis I/O thread: keep the decision, wake the request. */
+static void
+on_answer(RedisCall *call, const redisReply *reply)
+{
+	RateLimitWait *w = (RateLimitWait *) call;
+
+	w->answered = reply != NULL && read_answer(reply, &w->r);
+	http_resume(w->req);
 }
 
 static long long
@@ -470,33 +508,19 @@ ceil_s(int64_t us)
 	return (long long) ((us + 999999) / 1000000);
 }
 
-int
-ratelimit_check(HttpRequest *req, const Config *cfg, const Route *route,
-				const char *sub, const char *client_ip,
-				const char *body, size_t body_len, int *rc)
+/*
+ * decide applies a decision to the reply: the RateLimit-* headers, and 429
+ * when refused.  Without a Redis answer (failed) it refuses with 503
+ * (fail-closed) or decides in process (fail-open).
+ */
+static int
+decide(HttpRequest *req, const Config *cfg, const Route *route, RateLimitWait *w, int *rc)
 {
-	char		kbuf[RL_MAX_KEYS][RL_KEY_MAX];
-	const char *keys[RL_MAX_KEYS];
-	int			nkeys = 0;
-	int64_t		period_us;
-	GcraResult	r;
+	int64_t		period_us = (int64_t) route->rate_limit_seconds * 1000000;
+	GcraResult	r = w->r;
 	char		num[3][24];
 
-	if (!cfg->rate_limit || route->rate_limit_requests <= 0 || route->rate_limit_seconds <= 0)
-		return 0;
-	period_us = (int64_t) route->rate_limit_seconds * 1000000;
-	if (sub != NULL && sub[0] != '\0')
-		snprintf(kbuf[nkeys++], RL_KEY_MAX, "iam:rl:%s:u:%s", route->rate_limit_class, sub);
-	else
-	{
-		snprintf(kbuf[nkeys++], RL_KEY_MAX, "iam:rl:%s:ip:%s", route->rate_limit_class, client_ip);
-		if (account_key(route->rate_limit_class, body, body_len, kbuf[nkeys], RL_KEY_MAX))
-			nkeys++;
-	}
-	for (int i = 0; i < nkeys; i++)
-		keys[i] = kbuf[i];
-
-	if (!redis_enabled() || !redis_decide(keys, nkeys, route->rate_limit_requests, period_us, &r))
+	if (!w->answered)
 	{
 		if (redis_enabled())
 		{
@@ -512,10 +536,9 @@ ratelimit_check(HttpRequest *req, const Config *cfg, const Route *route,
 			}
 			atomic_fetch_add(&rl_fallbacks, 1);
 		}
-		r = ratelimit_local_check(rl_local, keys, nkeys, now_us(),
+		r = ratelimit_local_check(rl_local, w->keys, w->nkeys, now_us(),
 								  route->rate_limit_requests, period_us);
 	}
-
 	snprintf(num[0], sizeof(num[0]), "%d", route->rate_limit_requests);
 	snprintf(num[1], sizeof(num[1]), "%d", r.allowed ? r.remaining : 0);
 	snprintf(num[2], sizeof(num[2]), "%lld", ceil_s(r.ahead_us));
@@ -534,6 +557,70 @@ ratelimit_check(HttpRequest *req, const Config *cfg, const Route *route,
 			.retry_after = (int) (ceil_s(r.retry_us) > 0 ? ceil_s(r.retry_us) : 1),
 	});
 	return -1;
+}
+
+RateLimitOutcome
+ratelimit_start(HttpRequest *req, const Config *cfg, const Route *route,
+				const char *sub, const char *client_ip, const char *body, size_t body_len,
+				HttpContinuation cont, void *arg, void (*release) (void *arg),
+				RateLimitWait **wait, int *rc)
+{
+	RateLimitWait *w;
+	char		args[2][24];
+	int			decided;
+
+	*wait = NULL;
+	if (!cfg->rate_limit || route->rate_limit_requests <= 0 || route->rate_limit_seconds <= 0)
+		return RATELIMIT_PASS;
+	if ((w = calloc(1, sizeof(RateLimitWait))) == NULL)
+	{
+		*rc = -1;
+		return RATELIMIT_ANSWERED;
+	}
+	w->req = req;
+	w->call.done = on_answer;
+	if (sub != NULL && sub[0] != '\0')
+		snprintf(w->kbuf[w->nkeys++], RL_KEY_MAX, "iam:rl:%s:u:%s", route->rate_limit_class, sub);
+	else
+	{
+		snprintf(w->kbuf[w->nkeys++], RL_KEY_MAX, "iam:rl:%s:ip:%s", route->rate_limit_class, client_ip);
+		if (account_key(route->rate_limit_class, body, body_len, w->kbuf[w->nkeys], RL_KEY_MAX))
+			w->nkeys++;
+	}
+	for (int i = 0; i < w->nkeys; i++)
+		w->keys[i] = w->kbuf[i];
+
+	if (redis_enabled())
+	{
+		snprintf(args[0], sizeof(args[0]), "%d", route->rate_limit_requests);
+		snprintf(args[1], sizeof(args[1]), "%lld", (long long) route->rate_limit_seconds * 1000000);
+		/* suspended first: the answer may come before the submit returns */
+		http_suspend(req, cont, arg, release);
+		if (redis_pipeline_call(&w->call, &ratelimit_script, w->nkeys, w->keys, 2,
+								(const char *const[]) {args[0], args[1]}) != 0)
+			http_resume(req);	/* Redis unavailable now: decide without it at once */
+		*wait = w;
+		return RATELIMIT_WAIT;
+	}
+	decided = decide(req, cfg, route, w, rc);
+	free(w);
+	return decided == 0 ? RATELIMIT_PASS : RATELIMIT_ANSWERED;
+}
+
+int
+ratelimit_finish(HttpRequest *req, const Config *cfg, const Route *route,
+				 RateLimitWait *wait, int *rc)
+{
+	int			decided = decide(req, cfg, route, wait, rc);
+
+	free(wait);
+	return decided;
+}
+
+void
+ratelimit_wait_free(RateLimitWait *wait)
+{
+	free(wait);
 }
 
 char *

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "redis.h"
 #include "routes.h"
 
 /*
@@ -50,10 +51,13 @@ extern GcraResult ratelimit_local_check(RateLimitLocal *l, const char *const *ke
 										int64_t period_us);
 extern size_t ratelimit_local_size(RateLimitLocal *l);
 
+/* The limiter's batch script (redis_pipeline.h), exported for the tests. */
+extern RedisScript ratelimit_script;
+
 /*
  * ratelimit_init sets the limiter up from cfg (borrowed for the process's
- * lifetime); redis_init must have been called first when Redis is
- * configured.  Returns 0, or -1 when out of memory.
+ * lifetime); with Redis configured, redis_init and redis_pipeline_start
+ * must have been called first.  Returns 0, or -1 when out of memory.
  */
 extern int	ratelimit_init(const Config *cfg);
 extern void ratelimit_shutdown(void);
@@ -70,16 +74,38 @@ extern void ratelimit_client_ip(HttpRequest *req, const Config *cfg, char *out,
 extern bool ratelimit_is_trusted(const Config *cfg, const char *addr);
 
 /*
- * ratelimit_check counts the request against route's class: per user when
- * sub is given, else per client IP (and per account when the body is a JSON
- * object with an "email").  Sets the RateLimit-* headers of the reply.
- * Returns 0 when the request may go on; -1 when it was answered (429, or
- * 503 when Redis fails with IAM_RATE_LIMIT_FAIL=closed), *rc then holding
- * the reply's result.
+ * Counting a request against its route's class: per user when sub is
+ * given, else per client IP (and per account when the body is a JSON
+ * object with an "email").  The decision sets the RateLimit-* headers of
+ * the reply; a refusal answers 429 (or 503 when Redis fails and
+ * IAM_RATE_LIMIT_FAIL=closed).
+ *
+ * ratelimit_start decides at once when it can (limits off for the route,
+ * no Redis): RATELIMIT_PASS, or RATELIMIT_ANSWERED with *rc the reply's
+ * result.  With Redis it suspends the request (http_suspend with cont, arg
+ * and release) and returns RATELIMIT_WAIT with *wait set: cont runs once
+ * Redis has answered or failed, and calls ratelimit_finish(wait), which
+ * returns 0 when the request may go on, or -1 when it was answered (*rc).
+ * A wait is freed by ratelimit_finish, or by ratelimit_wait_free when the
+ * request ends without being resumed.
  */
-extern int	ratelimit_check(HttpRequest *req, const Config *cfg, const Route *route,
-							const char *sub, const char *client_ip,
-							const char *body, size_t body_len, int *rc);
+typedef struct RateLimitWait RateLimitWait;
+typedef enum RateLimitOutcome
+{
+	RATELIMIT_PASS,
+	RATELIMIT_ANSWERED,
+	RATELIMIT_WAIT
+} RateLimitOutcome;
+
+extern RateLimitOutcome ratelimit_start(HttpRequest *req, const Config *cfg,
+										const Route *route, const char *sub,
+										const char *client_ip, const char *body,
+										size_t body_len, HttpContinuation cont,
+										void *arg, void (*release) (void *arg),
+										RateLimitWait **wait, int *rc);
+extern int	ratelimit_finish(HttpRequest *req, const Config *cfg, const Route *route,
+							 RateLimitWait *wait, int *rc);
+extern void ratelimit_wait_free(RateLimitWait *wait);
 
 /* ratelimit_metrics appends the limiter's Prometheus lines to buf (malloc'd, grown). */
 extern char *ratelimit_metrics(void);

@@ -1,6 +1,7 @@
 /*
  * redis.c
- *		The request threads' Redis connections.
+ *		The request threads' Redis connections (the response cache's L2 and
+ *		the readiness probe), and the outage state every Redis user shares.
  *
  * Each thread keeps its own redisContext (hiredis contexts are not
  * thread-safe), created on first use and freed by a thread-specific-data
@@ -11,7 +12,7 @@
  * Outages are logged once (first failure, then recovery) for the process.
  *
  * Ownership (hiredis): every redisReply is freed once with freeReplyObject
- * by whoever receives it from redis_command/redis_eval.
+ * by whoever receives it from redis_command.
  */
 #include "redis.h"
 
@@ -122,16 +123,21 @@ fail(RedisThread *t, const char *why)
 		(t->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : t->backoff_ms * 2);
 	t->retry_at_ms = now_ms() + t->backoff_ms;
 	t->failed_in = atomic_load(&redis_recoveries);
+	redis_report_failure(why);
+}
+
+void
+redis_report_failure(const char *why)
+{
 	atomic_fetch_add(&redis_fail_count, 1);
 	if (!atomic_exchange(&redis_down, true))
 		accesslog_event("warn", "redis unavailable (retrying with backoff)",
 						"detail", why, NULL);
 }
 
-static void
-succeed(RedisThread *t)
+void
+redis_report_success(void)
 {
-	t->backoff_ms = 0;
 	/* a plain load first: no shared-line write on the hot path */
 	if (atomic_load(&redis_down) && atomic_exchange(&redis_down, false))
 	{
@@ -139,6 +145,13 @@ succeed(RedisThread *t)
 		atomic_fetch_add(&redis_recoveries, 1);
 		accesslog_event("info", "redis available again", NULL);
 	}
+}
+
+static void
+succeed(RedisThread *t)
+{
+	t->backoff_ms = 0;
+	redis_report_success();
 }
 
 /* ok_status: reply is +OK (frees it). */
@@ -236,37 +249,5 @@ redis_command(int argc, const char **argv, const size_t *lens)
 		return NULL;
 	}
 	succeed(t);
-	return r;
-}
-
-redisReply *
-redis_eval(RedisScript *s, int nkeys, const char **keys, int nargs, const char **args)
-{
-	const char *argv[3 + 16];
-	char		num[16];
-	redisReply *r;
-	int			argc = 0;
-
-	if (nkeys + nargs > 16)
-		return NULL;
-	snprintf(num, sizeof(num), "%d", nkeys);
-	argv[argc++] = "EVALSHA";
-	argv[argc++] = s->sha;
-	argv[argc++] = num;
-	for (int i = 0; i < nkeys; i++)
-		argv[argc++] = keys[i];
-	for (int i = 0; i < nargs; i++)
-		argv[argc++] = args[i];
-	r = redis_command(argc, argv, NULL);
-	if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
-	{
-		const char *load[3] = {"SCRIPT", "LOAD", s->text};
-
-		freeReplyObject(r);
-		if ((r = redis_command(3, load, NULL)) == NULL)
-			return NULL;
-		freeReplyObject(r);
-		r = redis_command(argc, argv, NULL);
-	}
 	return r;
 }

@@ -1,8 +1,8 @@
 /*
  * redis.h
  *		A small hiredis client for the request threads: one connection per
- *		thread, short timeouts, reconnection with backoff, Lua scripts run by
- *		EVALSHA.
+ *		thread, short timeouts, reconnection with backoff; Lua scripts, whose
+ *		calls go through redis_pipeline.h; the outage state all of them share.
  */
 #ifndef REDIS_H
 #define REDIS_H
@@ -46,12 +46,13 @@ extern void redis_script_init(RedisScript *s);
 extern redisReply *redis_command(int argc, const char **argv, const size_t *lens);
 
 /*
- * redis_eval runs script s by EVALSHA with the given keys and arguments,
- * loading it (SCRIPT LOAD) when Redis answers NOSCRIPT, then retrying once.
- * Returns the reply (caller frees) or NULL, as redis_command.
+ * redis_report_failure / redis_report_success: every Redis user of the
+ * process (these connections and redis_pipeline.c's) reports into one
+ * outage state, logged once per outage (first failure, then recovery) and
+ * shown by redis_failures / redis_is_up.
  */
-extern redisReply *redis_eval(RedisScript *s, int nkeys, const char **keys,
-							  int nargs, const char **args);
+extern void redis_report_failure(const char *why);
+extern void redis_report_success(void);
 
 /* redis_failures counts failed commands and connection attempts. */
 extern uint64_t redis_failures(void);

@@ -5,10 +5,16 @@
  * A client (or a proxy in front of us) may bring its own identifier so one
  * request can be followed across services; we keep it only when it is short
  * and made of harmless characters, because it is echoed in a response header
- * and written to the log.  Anything else is replaced by 128 random bits.
+ * and written to the log.  Anything else is replaced by a new identifier:
+ * 64 random bits drawn once per thread, then a per-thread counter.  That is
+ * unique without a random draw per request (OpenSSL's generator costs a
+ * system call each time); an identifier is a label to follow a request
+ * by, never a secret, so that the next one of a thread is guessable does
+ * not matter.
  */
 #include "request_id.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/rand.h>
@@ -38,13 +44,16 @@ int
 request_id_generate(char *out)
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char raw[REQUEST_ID_GENERATED_LEN / 2];
-	size_t		i;
+	static _Thread_local unsigned char raw[REQUEST_ID_GENERATED_LEN / 2];
+	static _Thread_local uint64_t count;
 
 	out[0] = '\0';
-	if (RAND_bytes(raw, (int) sizeof(raw)) != 1)
+	if (count == 0 && RAND_bytes(raw, (int) sizeof(raw) / 2) != 1)
 		return -1;
-	for (i = 0; i < sizeof(raw); i++)
+	count++;
+	for (size_t i = 0; i < 8; i++)
+		raw[sizeof(raw) / 2 + i] = (unsigned char) (count >> (56 - 8 * i));
+	for (size_t i = 0; i < sizeof(raw); i++)
 	{
 		out[2 * i] = hex[raw[i] >> 4];
 		out[2 * i + 1] = hex[raw[i] & 0x0f];

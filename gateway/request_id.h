@@ -1,7 +1,7 @@
 /*
  * request_id.h
  *		Request identifiers: keep a well-formed incoming X-Request-Id, or
- *		make a new one from OpenSSL's random generator.
+ *		make a new, unique one.
  */
 #ifndef REQUEST_ID_H
 #define REQUEST_ID_H
@@ -12,7 +12,7 @@
 #define REQUEST_ID_MAX_LEN		64
 #define REQUEST_ID_BUFSIZE		(REQUEST_ID_MAX_LEN + 1)
 
-/* Length of a generated identifier: 16 random bytes in lower-case hex. */
+/* Length of a generated identifier: 16 bytes in lower-case hex. */
 #define REQUEST_ID_GENERATED_LEN	32
 
 /*
@@ -23,8 +23,10 @@ extern bool request_id_is_valid(const char *s);
 
 /*
  * request_id_generate writes 32 lower-case hex characters and a NUL into out
- * (at least REQUEST_ID_BUFSIZE bytes, owned by the caller).  Returns 0, or -1
- * when RAND_bytes fails; out then holds an empty string.
+ * (at least REQUEST_ID_BUFSIZE bytes, owned by the caller): the calling
+ * thread's random prefix and its count of identifiers so far, unique for
+ * the process and across processes.  Returns 0, or -1 when RAND_bytes
+ * fails; out then holds an empty string.
  */
 extern int	request_id_generate(char *out);
 

@@ -3,6 +3,7 @@
  *		Unit tests for request_id.c: which incoming ids are kept, and what
  *		generated ones look like.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "request_id.h"
@@ -17,6 +18,15 @@ is_lower_hex(const char *s, size_t len)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return true;
+}
+
+/* another thread's first identifier */
+static void *
+generate_elsewhere(void *out)
+{
+	if (request_id_generate(out) != 0)
+		((char *) out)[0] = '\0';
+	return NULL;
 }
 
 int
@@ -69,5 +79,15 @@ main(void)
 	tap_ok(all_hex, "64 generated ids are 32 lower-case hex characters");
 	tap_ok(distinct, "64 generated ids are all different");
 	tap_ok(request_id_is_valid(ids[0]), "a generated id is itself valid");
+	{
+		pthread_t	th;
+		char		other[REQUEST_ID_BUFSIZE] = "";
+
+		pthread_create(&th, NULL, generate_elsewhere, other);
+		pthread_join(th, NULL);
+		tap_ok(is_lower_hex(other, REQUEST_ID_GENERATED_LEN) && strcmp(other, ids[0]) != 0 &&
+			   memcmp(other, ids[0], REQUEST_ID_GENERATED_LEN / 2) != 0,
+			   "another thread's ids have another (random) prefix");
+	}
 	return tap_done();
 }
