@@ -30,7 +30,8 @@ OBJS = \
 	extension/audit_sealer.o \
 	extension/cache_version.o \
 	extension/refresh_worker.o \
-	extension/api_format.o
+	extension/api_format.o \
+	extension/api_caller.o
 DATA = $(wildcard extension/iam--*.sql)
 # -lcrypt: libxcrypt, for the bcrypt hashes of earlier systems
 SHLIB_LINK = -largon2 -lcrypto -lcrypt

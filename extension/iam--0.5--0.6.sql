@@ -40,3 +40,11 @@ CREATE OR REPLACE FUNCTION iam.api_next_link(path text, params jsonb, names text
 	AS 'MODULE_PATHNAME', 'iam_api_next_link';
 COMMENT ON FUNCTION iam.api_next_link(text, jsonb, text[], text) IS
 	'Internal: the headers {"Link": "</api/v1/path?query&cursor=...>; rel=\"next\""} of a page that has a next one, repeating the query parameters names present in params';
+
+-- iam.api_caller() in C (api_caller.c): the first call of nearly every
+-- request; the same checks, run as the caller, planned once per backend.
+CREATE OR REPLACE FUNCTION iam.api_caller() RETURNS uuid
+	LANGUAGE C STABLE
+	AS 'MODULE_PATHNAME', 'iam_api_caller';
+COMMENT ON FUNCTION iam.api_caller() IS
+	'Internal, first call of every authenticated API function: iam.user_id, after checking that it names an existing, active, not deleted user of iam.org_id and, when iam.session_id is set, that the session is neither revoked nor expired; with iam.external_sub instead (external identity provider), the user whose stack_auth_id it is, written to iam.user_id and iam.org_id; IA401 otherwise';
