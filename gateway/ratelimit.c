@@ -627,7 +627,10 @@ char *
 ratelimit_metrics(void)
 {
 	char	   *s = NULL;
+	uint64_t	calls;
+	uint64_t	runs;
 
+	redis_pipeline_counts(&calls, &runs);
 	if (asprintf(&s,
 				 "# HELP iam_ratelimit_decisions_total Rate-limit decisions by outcome.\n"
 				 "# TYPE iam_ratelimit_decisions_total counter\n"
@@ -644,12 +647,19 @@ ratelimit_metrics(void)
 				 "iam_redis_failures_total %llu\n"
 				 "# HELP iam_redis_up Whether the last Redis command succeeded (0 without Redis).\n"
 				 "# TYPE iam_redis_up gauge\n"
-				 "iam_redis_up %d\n",
+				 "iam_redis_up %d\n"
+				 "# HELP iam_ratelimit_redis_calls_total Decisions Redis answered.\n"
+				 "# TYPE iam_ratelimit_redis_calls_total counter\n"
+				 "iam_ratelimit_redis_calls_total %llu\n"
+				 "# HELP iam_ratelimit_redis_script_runs_total Script runs that answered them (calls waiting together share one run).\n"
+				 "# TYPE iam_ratelimit_redis_script_runs_total counter\n"
+				 "iam_ratelimit_redis_script_runs_total %llu\n",
 				 (unsigned long long) atomic_load(&rl_allowed),
 				 (unsigned long long) atomic_load(&rl_limited),
 				 (unsigned long long) atomic_load(&rl_fallbacks),
 				 (unsigned long long) atomic_load(&rl_refused),
-				 (unsigned long long) redis_failures(), redis_is_up() ? 1 : 0) < 0)
+				 (unsigned long long) redis_failures(), redis_is_up() ? 1 : 0,
+				 (unsigned long long) calls, (unsigned long long) runs) < 0)
 		return NULL;
 	return s;
 }

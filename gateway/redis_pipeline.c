@@ -100,6 +100,8 @@ typedef struct Pipeline
 } Pipeline;
 
 static Pipeline *pl;			/* set before the request threads start */
+static atomic_uint_least64_t answered_calls;	/* for /metrics */
+static atomic_uint_least64_t answered_runs;
 
 static int64_t
 now_ms(void)
@@ -455,6 +457,8 @@ on_reply(const redisReply *r)
 		return true;
 	}
 	redis_report_success();
+	atomic_fetch_add(&answered_runs, 1);
+	atomic_fetch_add(&answered_calls, (uint64_t) s->ncalls);
 	for (c = s->calls; c != NULL; i++)
 	{
 		RedisCall  *next = c->next;
@@ -740,4 +744,11 @@ redis_pipeline_call(RedisCall *call, RedisScript *s, int nkeys,
 	if (was_empty)
 		wake();
 	return 0;
+}
+
+void
+redis_pipeline_counts(uint64_t *calls, uint64_t *runs)
+{
+	*calls = atomic_load(&answered_calls);
+	*runs = atomic_load(&answered_runs);
 }

@@ -78,4 +78,7 @@ extern int	redis_pipeline_call(RedisCall *call, RedisScript *s, int nkeys,
 								const char *const *keys, int nargs,
 								const char *const *args);
 
+/* redis_pipeline_counts: calls answered by Redis, and the script runs that answered them. */
+extern void redis_pipeline_counts(uint64_t *calls, uint64_t *runs);
+
 #endif							/* REDIS_PIPELINE_H */

@@ -30,6 +30,10 @@ for g in open closed open closed open closed; do
 	gw_use $g; api GET "/users/$MEMBER_A" "$t"; got+="$STATUS/$(header RateLimit-Remaining) "
 done
 is "$got" "200/3 200/2 200/1 200/0 429/0 429/0 " "two gateways, one Redis: 4 requests in all pass, then both refuse"
+calls=$(gw_metric open iam_ratelimit_redis_calls_total)
+runs=$(gw_metric open iam_ratelimit_redis_script_runs_total)
+[ "$runs" -ge 3 ] && [ "$calls" -ge "$runs" ]
+ok $? "Redis decisions and the script runs that answered them are counted in /metrics ($calls, $runs)"
 
 # Redis stops
 stop_pidfile "$F_REDIS_DIR/redis.pid"
