@@ -14,7 +14,9 @@
 # POST /authz/check, GET /users?limit=50 page 1 and page 1,000 (keyset
 # cursor for the gateway, OFFSET 49,950 for the baseline), PATCH /users/{id}
 # (1,000 users in turn) and POST /auth/login (the gateway's once
-# iam.routes declares it).  Writes bench/results/compare.md and compare.png.
+# iam.routes declares it).  Also GET /users/me on a second gateway with
+# IAM_RATE_LIMIT=off, to show what the shared limiter costs a cached read.
+# Writes bench/results/compare.md and compare.png.
 #
 # Settings (environment): BENCH_SCALE (small: 60,000 users, ~200,000 audit
 # rows; large: 1,000,000 users, ~10,000,000 audit rows; or a number of
@@ -138,6 +140,14 @@ IAM_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" IAM_LISTEN="127.0.0.1:$GW_PORT" \
 IAM_JWT_ALG=HS256 IAM_JWT_KEY_FILE="$JWT_KEY" IAM_THREADS="$GW_THREADS" IAM_DB_POOL_SIZE="$GATEWAY_POOL" \
 	"$GATEWAY" >"$BENCH_DIR/gateway.out" 2>"$BENCH_DIR/gateway.log" &
 PIDS+=($!)
+# the same gateway without rate limiting: what the shared limiter costs on a
+# cached read (reported below the table, not compared with the baseline)
+GW_NOLIMIT_PORT=$(free_port $((HELLO_PORT + 1)))
+IAM_DATABASE_URL="postgresql://iam_gateway:$DB_PASSWORD@127.0.0.1:$BENCH_PORT/iam" \
+IAM_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" IAM_LISTEN="127.0.0.1:$GW_NOLIMIT_PORT" IAM_RATE_LIMIT=off \
+IAM_JWT_ALG=HS256 IAM_JWT_KEY_FILE="$JWT_KEY" IAM_THREADS="$GW_THREADS" IAM_DB_POOL_SIZE="$GATEWAY_POOL" \
+	"$GATEWAY" >/dev/null 2>"$BENCH_DIR/gateway-nolimit.log" &
+PIDS+=($!)
 NODE_ENV=production PORT=$NODE_PORT WEB_CONCURRENCY=$CORES PG_POOL_MAX=$NODE_POOL \
 DATABASE_URL="postgresql://postgres:$DB_PASSWORD@127.0.0.1:$BENCH_PORT/iam" \
 PG_OPTIONS='-c session_replication_role=replica' REDIS_URL="redis://127.0.0.1:$REDIS_PORT" \
@@ -149,6 +159,7 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$GW_PORT/readyz" || { tail -n 5 "$BENCH_DIR/gateway.log" >&2; die "the gateway is not ready"; }
 wait_http "http://127.0.0.1:$NODE_PORT/healthz" || { tail -n 5 "$BENCH_DIR/node.log" >&2; die "the baseline is not ready"; }
 wait_http "http://127.0.0.1:$HELLO_PORT/" || die "the ceiling server is not ready"
+wait_http "http://127.0.0.1:$GW_NOLIMIT_PORT/readyz" || die "the second gateway is not ready"
 
 GW_TOKEN=$(env -i PATH="$PATH" IAM_JWT_ALG=HS256 IAM_JWT_KEY_FILE="$JWT_KEY" "$GATEWAY" token --sub "$ME" --org "$ORG" --ttl 7200)
 NODE_TOKEN=$(cd bench/baseline && JWT_SECRET=$NODE_SECRET node -e "console.log(require('jsonwebtoken').sign(
@@ -294,6 +305,10 @@ for s in "${SCENARIOS[@]}"; do
 	done
 done
 
+log "  GET /users/me, rate limiting off ..."
+run_wrk /dev/null gw_get "http://127.0.0.1:$GW_NOLIMIT_PORT/api/v1/users/me" "$WARMUP"
+for i in $(seq 1 "$RUNS"); do run_wrk "$RESULTS/gw_me_nolimit" gw_get "http://127.0.0.1:$GW_NOLIMIT_PORT/api/v1/users/me" "$DURATION"; done
+
 log "pgbench -S -M prepared ($CONNS clients) ..."
 pg_psql "$BENCH_DIR" "$BENCH_PORT" -d postgres -c "CREATE DATABASE pgbench" >/dev/null
 "$PG_BIN/pgbench" -i -q -s 10 -h "$BENCH_DIR/sock" -p "$BENCH_PORT" -U postgres pgbench >/dev/null 2>&1
@@ -350,6 +365,10 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / 
 	done
 	echo "| ceiling: bare libmicrohttpd, fixed JSON | $(fmt "$HTTP_CEIL") | $(fmt "$(median "$RESULTS/ceiling_http" 2)") | $(fmt "$(median "$RESULTS/ceiling_http" 3)") | | | | | | 100 % | |"
 	echo "| ceiling: pgbench -S -M prepared, $CONNS clients over TCP | $(fmt "$DB_CEIL") tps | $(fmt "$(median "$RESULTS/ceiling_db" 2)") (mean) | | | | | | | | 100 % |"
+	echo
+	NL=$(median "$RESULTS/gw_me_nolimit" 1)
+	echo "Without rate limiting (\`IAM_RATE_LIMIT=off\`, same build and settings), pg_iam serves GET /users/me at"
+	echo "$(fmt "$NL") req/s, p99 $(fmt "$(median "$RESULTS/gw_me_nolimit" 3)") ms: $(pct "$NL" "$HTTP_CEIL") of the HTTP ceiling; the difference is the shared Redis limiter."
 	echo
 	echo "Targets (issue 9): ≥ 10× the baseline's throughput at a lower p99 on every read, ≥ 3× on the write;"
 	echo "≥ 50 % of the HTTP ceiling on GET /users/me; page 1,000 as fast as page 1 for pg_iam."
