@@ -4,6 +4,19 @@
 \echo Use "CREATE EXTENSION iam" or "ALTER EXTENSION iam UPDATE" to load this file. \quit
 
 ------------------------------------------------------------------------------
+-- The reports are cacheable (#7).  A report changes only when its view is
+-- refreshed, and every refresh, by the worker, pg_cron or a DBA, records
+-- itself in iam.view_refreshes in the refresh's own transaction: a statement
+-- trigger there moves the version of everything at that commit, so the next
+-- report request after a refresh is fresh in every gateway.
+------------------------------------------------------------------------------
+UPDATE iam.routes SET cacheable = true WHERE method = 'GET' AND path LIKE '/reports/%';
+CREATE TRIGGER cache_bump AFTER INSERT ON iam.view_refreshes
+	FOR EACH STATEMENT EXECUTE FUNCTION iam.cache_bump();
+COMMENT ON TRIGGER cache_bump ON iam.view_refreshes IS
+	'A report view was refreshed: bumps, at commit, the version of everything, so the gateways'' cached report responses are stale';
+
+------------------------------------------------------------------------------
 -- The REST API's hot formatting in C (api_format.c): every listing row,
 -- every user response and write and every page goes through these, and as SQL
 -- functions they cost more than their work (to_char parses its format on

@@ -149,6 +149,20 @@ wait_http() {
 	return 1
 }
 
+# wait_gateway URL PID LOG: wait up to 10 s until the gateway PID, whose
+# stderr is LOG, has logged that it listens and URL answers 200.  Fails at
+# once when PID exits: when another server took the port between free_port
+# and the gateway's bind, URL answers, but not from this gateway.
+wait_gateway() {
+	for _ in $(seq 1 100); do
+		kill -0 "$2" 2>/dev/null || return 1
+		grep -q '"listening"' "$3" 2>/dev/null &&
+			[ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # free_port FROM: the first port from FROM up on which nothing listens on
 # loopback.
 free_port() {

@@ -55,14 +55,19 @@ request() {
 header() { printf '%s\n' "$HEADERS" | awk -v h="$1" 'BEGIN { IGNORECASE = 1 } tolower($0) ~ "^" tolower(h) ":" { sub(/^[^:]*:[ ]*/, ""); print; exit }'; }
 
 # gateway_start [VAR=value...]: start the gateway on a free port with the
-# test servers' settings (overridable); waits for /healthz.
+# test servers' settings (overridable); waits for its /healthz, on another
+# port if the one chosen was taken meanwhile (3 tries).
 gateway_start() {
-	GATEWAY_LISTEN=127.0.0.1:$(free_port 18080)
-	env IAM_DATABASE_URL="$IAM_TEST_DATABASE_URL" IAM_REDIS_URL="$IAM_TEST_REDIS_URL" \
-		IAM_LISTEN="$GATEWAY_LISTEN" IAM_THREADS=2 "$@" \
-		"$IAM_TEST_GATEWAY" >"$E2E_TMP/gateway.out" 2>"$E2E_TMP/gateway.log" &
-	GATEWAY_PID=$!
-	wait_http "http://$GATEWAY_LISTEN/healthz"
+	for _ in 1 2 3; do
+		GATEWAY_LISTEN=127.0.0.1:$(free_port $((18080 + RANDOM % 100)))
+		env IAM_DATABASE_URL="$IAM_TEST_DATABASE_URL" IAM_REDIS_URL="$IAM_TEST_REDIS_URL" \
+			IAM_LISTEN="$GATEWAY_LISTEN" IAM_THREADS=2 "$@" \
+			"$IAM_TEST_GATEWAY" >"$E2E_TMP/gateway.out" 2>"$E2E_TMP/gateway.log" &
+		GATEWAY_PID=$!
+		wait_gateway "http://$GATEWAY_LISTEN/healthz" "$GATEWAY_PID" "$E2E_TMP/gateway.log" && return 0
+		kill -0 "$GATEWAY_PID" 2>/dev/null && return 1	# up, but not answering
+	done
+	return 1
 }
 
 # gateway_stop: SIGTERM, then gateway_wait.

@@ -10,15 +10,20 @@ gw_start() {
 	shift
 	JWT_KEY=$E2E_TMP/jwt-es256.pem
 	[ -s "$JWT_KEY" ] || openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$JWT_KEY" 2>/dev/null
-	listen=127.0.0.1:$(free_port $((18180 + RANDOM % 500)))
-	env IAM_DATABASE_URL="$IAM_TEST_DATABASE_URL" IAM_REDIS_URL="$IAM_TEST_REDIS_URL" \
-		IAM_LISTEN="$listen" IAM_THREADS=2 IAM_JWT_KEY_FILE="$JWT_KEY" "$@" \
-		"$IAM_TEST_GATEWAY" >/dev/null 2>"$E2E_TMP/gw-$name.log" &
-	pid=$!
-	printf -v "GW_$name" '%s' "$listen"
-	printf -v "GW_PID_$name" '%s' "$pid"
-	_gw_pids+=("$pid")
-	wait_http "http://$listen/healthz"
+	for _ in 1 2 3; do
+		listen=127.0.0.1:$(free_port $((18180 + RANDOM % 500)))
+		env IAM_DATABASE_URL="$IAM_TEST_DATABASE_URL" IAM_REDIS_URL="$IAM_TEST_REDIS_URL" \
+			IAM_LISTEN="$listen" IAM_THREADS=2 IAM_JWT_KEY_FILE="$JWT_KEY" "$@" \
+			"$IAM_TEST_GATEWAY" >/dev/null 2>"$E2E_TMP/gw-$name.log" &
+		pid=$!
+		printf -v "GW_$name" '%s' "$listen"
+		printf -v "GW_PID_$name" '%s' "$pid"
+		_gw_pids+=("$pid")
+		# another server may have taken the port meanwhile: then another one
+		wait_gateway "http://$listen/healthz" "$pid" "$E2E_TMP/gw-$name.log" && return 0
+		kill -0 "$pid" 2>/dev/null && return 1
+	done
+	return 1
 }
 
 # gw_use NAME: later requests (api, request) go to gateway NAME.
