@@ -28,22 +28,6 @@
 # (set: do not run make), BENCH_GATEWAY (the gateway binary, gateway/iam-gateway).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-# ---- packages: what this benchmark needs beyond scripts/deps.sh ------------
-bench_packages=(gcc make libmicrohttpd-dev postgresql-15 postgresql-contrib redis-server
-	wrk gnuplot-nox curl jq openssl)
-command -v npm >/dev/null 2>&1 || bench_packages+=(nodejs npm)
-missing=()
-for p in "${bench_packages[@]}"; do
-	dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	[ "$(id -u)" -eq 0 ] || { echo "pg_iam: bench/http.sh needs: sudo apt-get install -y ${missing[*]}" >&2; exit 1; }
-	echo "pg_iam: installing ${missing[*]}" >&2
-	DEBIAN_FRONTEND=noninteractive apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
 . bench/lib.sh
 
 case ${BENCH_SCALE:-small} in

@@ -18,7 +18,6 @@ cd "$(dirname "$0")/.."
 
 SECONDS_EACH=${IAM_BENCH_RL_SECONDS:-10}
 ROUNDS=${IAM_BENCH_RL_ROUNDS:-3}
-command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
 make -s -C gateway iam-gateway >/dev/null
 bench_cluster bench-ratelimit 54399 <<'CONF'
 max_connections = 100
