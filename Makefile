@@ -40,7 +40,7 @@ SHLIB_LINK = -largon2 -lcrypto -lcrypt
 # else is silenced.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade audit audit_chain audit_erase audit_upgrade api_upgrade reports reports_upgrade auth cache_versions api_format
+REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade audit audit_chain audit_erase audit_upgrade api_upgrade reports reports_upgrade auth cache_versions api_format reports_incremental
 # cross-session behaviour: specs/*.spec against expected/*.out, in a database
 # of their own (isolation_regression_iam)
 ISOLATION = rbac_cache rbac_cycle audit_seal reports_refresh cache_version
