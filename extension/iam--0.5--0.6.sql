@@ -347,3 +347,302 @@ COMMENT ON FUNCTION iam.refresh_view(text) IS
 	'A call made while the view is being refreshed waits for that refresh, then refreshes again. Every call is recorded in iam.view_refreshes; a failure is recorded there, raised as a WARNING, and returns NULL, leaving the view as it was. For pg_cron: SELECT cron.schedule(''iam-users'', ''0 * * * *'', $$SELECT iam.refresh_view(''user_statistics'')$$)';
 
 REVOKE ALL ON FUNCTION iam.report_rebuild(text) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- The audit trail partitioned by month (issue 8), its chain and immutability
+-- kept across partitions.
+--
+--   iam.audit_logs                      PARTITION BY LIST ((seq IS NULL))
+--   ├ iam.audit_inbox                   seq IS NULL: rows waiting for the
+--   │                                   sealer (no indexes, as before)
+--   └ iam_internal.audit_logs_sealed    seq set: PARTITION BY RANGE (created_at)
+--     ├ iam_internal.audit_logs_pYYYYMM one per month (UTC), created ahead by
+--     │                                 the refresh worker
+--     └ iam_internal.audit_logs_sealed_default  anything else
+--
+-- Writers still append to the inbox, the sealer still moves rows from it
+-- into iam.audit_logs (which routes them to their month), readers still
+-- read iam.audit_logs.  The row guard (audit.c) is declared once on
+-- iam.audit_logs and so present on every partition; TRUNCATE guards are
+-- declared on each.  An event trigger (audit_partition.c) refuses DDL on
+-- any of these tables (detach, attach, drop, triggers, ...) except from
+-- the extension's scripts and these functions: audit_logs_add_partition(s)
+-- and audit_logs_drop_partitions (retention), which records in
+-- iam_internal.audit_anchors, per chain, the seq and row_hash of the last
+-- row dropped, where iam.audit_verify then starts.  activity_logs gets
+-- the same retention (activity_logs_drop_partitions).
+--
+-- A partitioned table has no unique index without its partition key, so
+-- the (org_id, seq) unique index, the sealer's backstop, becomes a plain
+-- index: the sealer's lock is what keeps seq gapless and unique, and
+-- iam.audit_verify reports a duplicate.
+------------------------------------------------------------------------------
+-- nothing is sealed meanwhile (the sealer's lock, as in audit_chain.h)
+SELECT pg_advisory_xact_lock(1229016397, 1);
+
+CREATE TABLE iam_internal.audit_anchors (
+	org_id			uuid,
+	seq				bigint NOT NULL,
+	row_hash		bytea NOT NULL CHECK (octet_length(row_hash) = 32),
+	dropped_before	timestamptz NOT NULL,
+	dropped_at		timestamptz NOT NULL DEFAULT now(),
+	UNIQUE NULLS NOT DISTINCT (org_id)
+);
+COMMENT ON TABLE iam_internal.audit_anchors IS
+	'Per audit chain (organisation; NULL for shared objects), the last row that retention dropped (iam.audit_logs_drop_partitions): iam.audit_verify checks the chain from the row after it, starting from its row_hash';
+COMMENT ON COLUMN iam_internal.audit_anchors.seq IS 'seq of the last dropped row of the chain';
+COMMENT ON COLUMN iam_internal.audit_anchors.row_hash IS 'row_hash of that row: the prev_hash the next row must carry';
+COMMENT ON COLUMN iam_internal.audit_anchors.dropped_before IS 'The partitions dropped held the rows created before this instant';
+COMMENT ON COLUMN iam_internal.audit_anchors.dropped_at IS 'When the anchor was last moved';
+
+-- the trail of 0.5 steps aside
+DROP VIEW iam.audit_status;
+ALTER TABLE iam.audit_inbox NO INHERIT iam.audit_logs;
+ALTER TABLE iam.audit_logs RENAME TO audit_logs_0_5;
+ALTER TABLE iam.audit_logs_0_5 SET SCHEMA iam_internal;
+
+CREATE TABLE iam.audit_logs (LIKE iam_internal.audit_logs_0_5 INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
+	PARTITION BY LIST ((seq IS NULL));
+COMMENT ON TABLE iam.audit_logs IS
+	'Append-only record of every change to admin data, hash-chained per organisation. Partitioned: unsealed rows (seq NULL) in iam.audit_inbox, sealed ones in iam_internal.audit_logs_sealed by month of created_at (UTC), partitions created ahead by the refresh worker (iam.audit_logs_add_partitions) and dropped only by iam.audit_logs_drop_partitions; rows are unique by id, not declared (a partitioned table has no unique index without its partition key)';
+DO $comments$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN SELECT a.attname, d.description FROM pg_attribute a
+			 JOIN pg_description d ON d.objoid = a.attrelid AND d.objsubid = a.attnum
+			 WHERE a.attrelid = 'iam_internal.audit_logs_0_5'::regclass
+	LOOP
+		EXECUTE format('COMMENT ON COLUMN iam.audit_logs.%I IS %L', c.attname, c.description);
+	END LOOP;
+END
+$comments$;
+COMMENT ON COLUMN iam.audit_logs.id IS 'Row id';
+ALTER TABLE iam.audit_logs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE iam.audit_logs FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON iam.audit_logs
+	USING (org_id = iam.current_org_id()) WITH CHECK (org_id = iam.current_org_id());
+REVOKE ALL ON iam.audit_logs FROM PUBLIC;
+GRANT SELECT ON iam.audit_logs TO iam_auditor;
+
+CREATE TABLE iam_internal.audit_logs_sealed PARTITION OF iam.audit_logs FOR VALUES IN (false)
+	PARTITION BY RANGE (created_at);
+COMMENT ON TABLE iam_internal.audit_logs_sealed IS
+	'Partition of iam.audit_logs: the sealed rows (seq set), partitioned by month of created_at (UTC) into audit_logs_pYYYYMM and audit_logs_sealed_default';
+CREATE INDEX audit_logs_sealed_chain_idx ON iam_internal.audit_logs_sealed (org_id, seq);
+CREATE INDEX audit_logs_sealed_org_created_idx ON iam_internal.audit_logs_sealed (org_id, created_at, id);
+CREATE INDEX audit_logs_sealed_org_user_idx ON iam_internal.audit_logs_sealed (org_id, user_id, created_at);
+CREATE INDEX audit_logs_sealed_org_action_idx ON iam_internal.audit_logs_sealed (org_id, action, created_at);
+CREATE INDEX audit_logs_sealed_entity_idx ON iam_internal.audit_logs_sealed (org_id, entity_type, entity_id, created_at);
+CREATE INDEX audit_logs_sealed_id_idx ON iam_internal.audit_logs_sealed (id);
+COMMENT ON INDEX iam_internal.audit_logs_sealed_chain_idx IS 'The chains in seq order: heads for the sealer, verification, report folds';
+COMMENT ON INDEX iam_internal.audit_logs_sealed_org_created_idx IS 'Listings of an organisation''s trail (GET /audit-logs)';
+COMMENT ON INDEX iam_internal.audit_logs_sealed_org_user_idx IS 'An organisation''s trail by acting user';
+COMMENT ON INDEX iam_internal.audit_logs_sealed_org_action_idx IS 'An organisation''s trail by action';
+COMMENT ON INDEX iam_internal.audit_logs_sealed_entity_idx IS 'The trail of one entity (erasure, listings by entity)';
+COMMENT ON INDEX iam_internal.audit_logs_sealed_id_idx IS 'A row by id (erasure)';
+CREATE TABLE iam_internal.audit_logs_sealed_default PARTITION OF iam_internal.audit_logs_sealed DEFAULT;
+COMMENT ON TABLE iam_internal.audit_logs_sealed_default IS
+	'Default partition of the sealed audit trail: rows of a month without a partition of its own (iam.audit_logs_add_partition moves them when it creates one)';
+
+-- the inbox becomes the unsealed partition; its row guard comes from
+-- iam.audit_logs from now on
+DROP TRIGGER audit_guard ON iam.audit_inbox;
+ALTER TABLE iam.audit_logs ATTACH PARTITION iam.audit_inbox FOR VALUES IN (true);
+COMMENT ON TABLE iam.audit_inbox IS
+	'Audit rows waiting for the sealer: the partition of iam.audit_logs holding the rows with seq NULL, appended by the capture triggers, moved into iam_internal.audit_logs_sealed with their chain position by the sealer; no indexes, so that writers pay for one heap insert; written only by pg_iam''s code';
+
+CREATE FUNCTION iam_internal.audit_logs_add_partition_work(month date) RETURNS boolean
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	lo		date := date_trunc('month', month)::date;
+	hi		date := (date_trunc('month', month) + interval '1 month')::date;
+	part	text := 'audit_logs_p' || to_char(lo, 'YYYYMM');
+	lo_ts	text := lo::text || ' 00:00:00+00';
+	hi_ts	text := hi::text || ' 00:00:00+00';
+BEGIN
+	IF to_regclass(format('iam_internal.%I', part)) IS NOT NULL THEN
+		RETURN false;
+	END IF;
+	-- a table of its own first: rows of that month in the default partition
+	-- move into it, then it is attached (ATTACH would refuse while the
+	-- default partition holds rows of the new range)
+	EXECUTE format('CREATE TABLE iam_internal.%I (LIKE iam_internal.audit_logs_sealed INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+	EXECUTE format('ALTER TABLE iam_internal.%I ADD CHECK (created_at >= %L AND created_at < %L)', part, lo_ts, hi_ts);
+	EXECUTE format('WITH moved AS (DELETE FROM iam_internal.audit_logs_sealed_default '
+				   'WHERE created_at >= %L AND created_at < %L RETURNING *) '
+				   'INSERT INTO iam_internal.%I SELECT * FROM moved ORDER BY org_id, seq',
+				   lo_ts, hi_ts, part);
+	EXECUTE format('ALTER TABLE iam_internal.audit_logs_sealed ATTACH PARTITION iam_internal.%I FOR VALUES FROM (%L) TO (%L)',
+				   part, lo_ts, hi_ts);
+	EXECUTE format('CREATE TRIGGER audit_guard_truncate BEFORE TRUNCATE ON iam_internal.%I '
+				   'FOR EACH STATEMENT EXECUTE FUNCTION iam.audit_guard()', part);
+	EXECUTE format('COMMENT ON TABLE iam_internal.%I IS %L', part,
+				   format('Partition of the sealed audit trail: rows created in %s (UTC)', to_char(lo, 'YYYY-MM')));
+	EXECUTE format('COMMENT ON TRIGGER audit_guard_truncate ON iam_internal.%I IS %L', part,
+				   'The audit trail is append-only: TRUNCATE is refused for every role');
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION iam_internal.audit_logs_add_partition_work(date) IS
+	'Internal: the work of iam.audit_logs_add_partition, which alone may run it (its DDL is refused otherwise)';
+
+CREATE FUNCTION iam.audit_logs_add_partition(month date) RETURNS boolean
+	LANGUAGE C VOLATILE
+	AS 'MODULE_PATHNAME', 'iam_audit_logs_add_partition';
+COMMENT ON FUNCTION iam.audit_logs_add_partition(date) IS
+	'Creates the partition of the sealed audit trail for the month (UTC) holding the date, moving that month''s rows out of the default partition unchanged; false when it exists already';
+
+CREATE FUNCTION iam.audit_logs_add_partitions(months_ahead int DEFAULT 3) RETURNS int
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	created	int := 0;
+	m		int;
+BEGIN
+	IF months_ahead IS NULL OR months_ahead < 0 OR months_ahead > 120 THEN
+		RAISE EXCEPTION 'months_ahead must be between 0 and 120' USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Pass how many months after the current one need a partition.';
+	END IF;
+	FOR m IN 0 .. months_ahead LOOP
+		IF iam.audit_logs_add_partition(((now() AT TIME ZONE 'UTC') + make_interval(months => m))::date) THEN
+			created := created + 1;
+		END IF;
+	END LOOP;
+	RETURN created;
+END
+$$;
+COMMENT ON FUNCTION iam.audit_logs_add_partitions(int) IS
+	'Makes sure the sealed audit trail has partitions for the current month (UTC) and months_ahead months after it; returns how many it created. The refresh worker calls it with iam.audit_partitions_ahead at start and every hour';
+
+CREATE FUNCTION iam_internal.audit_logs_drop_partitions_work(before date) RETURNS int
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p		record;
+	dropped	int := 0;
+BEGIN
+	-- the sealer waits: the anchors are the chains' last dropped rows
+	PERFORM pg_advisory_xact_lock(1229016397, 1);
+	FOR p IN
+		SELECT c.relname, to_date(substr(c.relname, 13), 'YYYYMM') AS month
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'iam_internal.audit_logs_sealed'::regclass
+		  AND c.relname ~ '^audit_logs_p[0-9]{6}$'
+		  AND to_date(substr(c.relname, 13), 'YYYYMM') + interval '1 month' <= before
+		ORDER BY 2
+	LOOP
+		EXECUTE format('INSERT INTO iam_internal.audit_anchors AS a (org_id, seq, row_hash, dropped_before) '
+					   'SELECT DISTINCT ON (org_id) org_id, seq, row_hash, %L FROM iam_internal.%I '
+					   'ORDER BY org_id, seq DESC '
+					   'ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq, row_hash = excluded.row_hash, '
+					   'dropped_before = excluded.dropped_before, dropped_at = now() '
+					   'WHERE excluded.seq > a.seq',
+					   (p.month + interval '1 month')::date::text || ' 00:00:00+00', p.relname);
+		-- partitions made by the extension's scripts belong to the extension
+		IF EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+				   AND d.objid = format('iam_internal.%I', p.relname)::regclass AND d.deptype = 'e') THEN
+			EXECUTE format('ALTER EXTENSION iam DROP TABLE iam_internal.%I', p.relname);
+		END IF;
+		EXECUTE format('DROP TABLE iam_internal.%I', p.relname);
+		dropped := dropped + 1;
+	END LOOP;
+	RETURN dropped;
+END
+$$;
+COMMENT ON FUNCTION iam_internal.audit_logs_drop_partitions_work(date) IS
+	'Internal: the work of iam.audit_logs_drop_partitions, which alone may run it (its DDL is refused otherwise)';
+
+CREATE FUNCTION iam.audit_logs_drop_partitions(before date) RETURNS int
+	LANGUAGE C VOLATILE
+	AS 'MODULE_PATHNAME', 'iam_audit_logs_drop_partitions';
+COMMENT ON FUNCTION iam.audit_logs_drop_partitions(date) IS
+	'Retention: drops the monthly partitions of the sealed audit trail whose month ends on or before the date, after recording per chain the seq and row_hash of its last dropped row in iam_internal.audit_anchors, so that iam.audit_verify checks the rest from there; returns how many it dropped. The default partition is never dropped. audit_summary keeps counting the dropped days';
+
+CREATE FUNCTION iam.activity_logs_drop_partitions(before date) RETURNS int
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	p		record;
+	dropped	int := 0;
+BEGIN
+	IF before IS NULL THEN
+		RAISE EXCEPTION 'before must not be NULL' USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Pass the first day of the oldest month to keep.';
+	END IF;
+	FOR p IN
+		SELECT c.relname
+		FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'iam.activity_logs'::regclass
+		  AND c.relname ~ '^activity_logs_p[0-9]{6}$'
+		  AND to_date(substr(c.relname, 16), 'YYYYMM') + interval '1 month' <= before
+		ORDER BY 1
+	LOOP
+		-- partitions made by the extension's scripts belong to the extension
+		IF EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+				   AND d.objid = format('iam_internal.%I', p.relname)::regclass AND d.deptype = 'e') THEN
+			EXECUTE format('ALTER EXTENSION iam DROP TABLE iam_internal.%I', p.relname);
+		END IF;
+		EXECUTE format('DROP TABLE iam_internal.%I', p.relname);
+		dropped := dropped + 1;
+	END LOOP;
+	RETURN dropped;
+END
+$$;
+COMMENT ON FUNCTION iam.activity_logs_drop_partitions(date) IS
+	'Retention: drops the monthly partitions of iam.activity_logs whose month ends on or before the date; returns how many it dropped. The default partition is never dropped. activity_trends keeps counting the dropped hours';
+
+-- partitions for every month holding sealed rows and the months ahead, then
+-- the rows of 0.5, in chain order (no guard on the new table yet)
+SELECT iam.audit_logs_add_partition(m)
+FROM (SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS m
+	  FROM ONLY iam_internal.audit_logs_0_5 WHERE seq IS NOT NULL) AS months;
+SELECT iam.audit_logs_add_partitions(3);
+INSERT INTO iam.audit_logs SELECT * FROM ONLY iam_internal.audit_logs_0_5 ORDER BY org_id, seq, created_at, id;
+DROP TABLE iam_internal.audit_logs_0_5;
+
+-- the guards: rows on every partition (cloned from here), TRUNCATE on each
+CREATE TRIGGER audit_guard BEFORE INSERT OR UPDATE OR DELETE ON iam.audit_logs
+	FOR EACH ROW EXECUTE FUNCTION iam.audit_guard();
+COMMENT ON TRIGGER audit_guard ON iam.audit_logs IS
+	'The audit trail is append-only: only pg_iam''s triggers append (to the inbox), only its sealer moves rows into the sealed partitions, only iam.erase_user erases, only iam.audit_logs_add_partition moves rows between partitions; present on every partition';
+CREATE TRIGGER audit_guard_truncate BEFORE TRUNCATE ON iam.audit_logs
+	FOR EACH STATEMENT EXECUTE FUNCTION iam.audit_guard();
+COMMENT ON TRIGGER audit_guard_truncate ON iam.audit_logs IS
+	'The audit trail is append-only: TRUNCATE is refused for every role';
+CREATE TRIGGER audit_guard_truncate BEFORE TRUNCATE ON iam_internal.audit_logs_sealed
+	FOR EACH STATEMENT EXECUTE FUNCTION iam.audit_guard();
+COMMENT ON TRIGGER audit_guard_truncate ON iam_internal.audit_logs_sealed IS
+	'The audit trail is append-only: TRUNCATE is refused for every role';
+CREATE TRIGGER audit_guard_truncate BEFORE TRUNCATE ON iam_internal.audit_logs_sealed_default
+	FOR EACH STATEMENT EXECUTE FUNCTION iam.audit_guard();
+COMMENT ON TRIGGER audit_guard_truncate ON iam_internal.audit_logs_sealed_default IS
+	'The audit trail is append-only: TRUNCATE is refused for every role';
+
+CREATE VIEW iam.audit_status AS
+	SELECT count(*) AS unsealed,
+		   min(created_at) AS oldest_unsealed,
+		   coalesce(pg_catalog.now() - min(created_at), interval '0') AS lag
+	FROM iam.audit_logs WHERE seq IS NULL;
+COMMENT ON VIEW iam.audit_status IS
+	'Audit rows waiting for the sealer: how many, the oldest one''s created_at and its age (the sealing lag; stays below iam.audit_seal_interval plus a pass when the sealer keeps up)';
+COMMENT ON COLUMN iam.audit_status.unsealed IS 'Audit rows committed or in progress that have no seq yet';
+COMMENT ON COLUMN iam.audit_status.oldest_unsealed IS 'created_at of the oldest unsealed row';
+COMMENT ON COLUMN iam.audit_status.lag IS 'Age of the oldest unsealed row at the start of this transaction; 0 when everything is sealed';
+REVOKE ALL ON iam.audit_status FROM PUBLIC;
+GRANT SELECT ON iam.audit_status TO iam_auditor, iam_gateway;
+
+CREATE FUNCTION iam.audit_ddl_guard() RETURNS event_trigger
+	LANGUAGE C
+	AS 'MODULE_PATHNAME', 'iam_audit_ddl_guard';
+COMMENT ON FUNCTION iam.audit_ddl_guard() IS
+	'Event trigger function (ddl_command_start): refuses (42501) DDL on iam.audit_logs and its partitions (detach, attach, drop, create a partition, triggers, rules, policies, renames, columns) for every role, the owner included, except from the extension''s scripts and iam.audit_logs_add_partition / iam.audit_logs_drop_partitions; storage settings stay allowed';
+CREATE EVENT TRIGGER iam_audit_ddl_guard ON ddl_command_start
+	WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'CREATE TABLE', 'CREATE TRIGGER', 'DROP TRIGGER',
+				 'ALTER TRIGGER', 'CREATE RULE', 'DROP RULE', 'DROP POLICY')
+	EXECUTE FUNCTION iam.audit_ddl_guard();
+COMMENT ON EVENT TRIGGER iam_audit_ddl_guard IS
+	'Keeps the audit trail''s partitions part of it: see iam.audit_ddl_guard()';
+
+REVOKE ALL ON FUNCTION iam.audit_logs_add_partition(date), iam.audit_logs_add_partitions(int),
+	iam.audit_logs_drop_partitions(date), iam.activity_logs_drop_partitions(date),
+	iam_internal.audit_logs_add_partition_work(date), iam_internal.audit_logs_drop_partitions_work(date),
+	iam.audit_ddl_guard()
+	FROM PUBLIC;
