@@ -141,30 +141,36 @@ COMMENT ON FUNCTION iam.report_fold_activity() IS
 CREATE OR REPLACE FUNCTION iam.report_fold_audit() RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-	added	bigint;
+	c		record;
+	got		bigint;
+	added	bigint := 0;
 BEGIN
 	LOCK TABLE iam_internal.audit_counts, iam_internal.audit_watermarks IN SHARE ROW EXCLUSIVE MODE;
-	-- per chain, the rows sealed after the watermark (index (org_id, seq) of
-	-- every partition); seq is assigned at sealing in commit order, so
-	-- nothing can appear below a watermark later
-	WITH chains AS (
-		SELECT o.id AS org_id, coalesce(w.seq, 0) AS after_seq
-		FROM iam.organizations o LEFT JOIN iam_internal.audit_watermarks w ON w.org_id = o.id),
-	fresh AS (
-		SELECT a.org_id, a.seq, (a.created_at AT TIME ZONE 'UTC')::date AS day, a.action, a.entity_type
-		FROM chains c
-		JOIN iam.audit_logs a ON a.org_id = c.org_id AND a.seq IS NOT NULL AND a.seq > c.after_seq),
-	counts AS (
-		INSERT INTO iam_internal.audit_counts AS t (org_id, day, action, entity_type, n)
-		SELECT org_id, day, action, entity_type, count(*) FROM fresh GROUP BY 1, 2, 3, 4
-		ON CONFLICT (org_id, day, action, entity_type) DO UPDATE SET n = t.n + excluded.n
-		RETURNING t.xmax = 0 AS inserted),
-	marks AS (
-		INSERT INTO iam_internal.audit_watermarks AS w (org_id, seq)
-		SELECT org_id, max(seq) FROM fresh GROUP BY org_id
-		ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq
-		RETURNING 1)
-	SELECT count(*) FILTER (WHERE inserted) INTO added FROM counts;
+	-- per chain, the rows sealed after the watermark: one statement per
+	-- organisation, planned with its watermark's value, so that each
+	-- monthly partition answers from its (org_id, seq) index (one join of
+	-- every chain would read every partition).  seq is assigned at sealing
+	-- in commit order, so nothing can appear below a watermark later.
+	FOR c IN SELECT o.id AS org_id, coalesce(w.seq, 0) AS after_seq
+			 FROM iam.organizations o LEFT JOIN iam_internal.audit_watermarks w ON w.org_id = o.id
+	LOOP
+		EXECUTE format($fold$
+			WITH fresh AS (
+				SELECT seq, (created_at AT TIME ZONE 'UTC')::date AS day, action, entity_type
+				FROM iam.audit_logs WHERE org_id = %1$L AND seq IS NOT NULL AND seq > %2$s),
+			counts AS (
+				INSERT INTO iam_internal.audit_counts AS t (org_id, day, action, entity_type, n)
+				SELECT %1$L, day, action, entity_type, count(*) FROM fresh GROUP BY 2, 3, 4
+				ON CONFLICT (org_id, day, action, entity_type) DO UPDATE SET n = t.n + excluded.n
+				RETURNING t.xmax = 0 AS inserted),
+			marks AS (
+				INSERT INTO iam_internal.audit_watermarks AS w (org_id, seq)
+				SELECT %1$L, max(seq) FROM fresh HAVING count(*) > 0
+				ON CONFLICT (org_id) DO UPDATE SET seq = excluded.seq
+				RETURNING 1)
+			SELECT count(*) FILTER (WHERE inserted) FROM counts$fold$, c.org_id, c.after_seq) INTO got;
+		added := added + got;
+	END LOOP;
 	IF added <> 0 THEN
 		UPDATE iam_internal.report_rows SET n = n + added WHERE view_name = 'audit_summary';
 	END IF;
