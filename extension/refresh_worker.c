@@ -334,6 +334,8 @@ refresh_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* the months ahead may have changed: create them now */
+			next_partitions = 0;
 		}
 		old = MemoryContextSwitchTo(passcxt);
 

@@ -4,7 +4,7 @@
 -- Every wait is a bounded poll; nothing asserts how long anything took.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(9);
+SELECT plan(10);
 
 -- wait_for(condition, seconds): polls the condition (an SQL expression)
 -- every 0.1 s, each time with a fresh snapshot (of the statistics too);
@@ -77,6 +77,14 @@ SELECT ok(pg_temp.wait_for(format($$EXISTS (SELECT FROM iam.view_refreshes WHERE
 		  'the next refresh succeeds again');
 SELECT is((SELECT pid FROM pg_stat_activity WHERE backend_type = 'iam refresh worker'), :worker,
 		  'the same worker process: it survived the failure');
+
+-- more audit partitions ahead, created by the worker on reload
+ALTER SYSTEM SET iam.audit_partitions_ahead = 7;
+SELECT pg_reload_conf() AS reloaded \gset
+SELECT ok(pg_temp.wait_for(format($$EXISTS (SELECT FROM pg_class WHERE relnamespace = 'iam_internal'::regnamespace AND relname = %L)$$,
+								  'audit_logs_p' || to_char((now() AT TIME ZONE 'UTC') + interval '7 months', 'YYYYMM')), 60),
+		  'the worker creates the audit partitions iam.audit_partitions_ahead months ahead');
+ALTER SYSTEM RESET iam.audit_partitions_ahead;
 
 -- the worker's schedule off: settings for pg_cron
 ALTER SYSTEM SET iam.refresh_schedule = off;
