@@ -503,7 +503,9 @@ tuple_is_sealed(HeapTuple tuple, TupleDesc desc)
  *	- SEAL: a row leaving the inbox, a sealed row entering iam.audit_logs,
  *	  or seq and hashes given to a row that 0.3 left unsealed in
  *	  iam.audit_logs;
- *	- REDACT: erasure markers written into a row of either table.
+ *	- REDACT: erasure markers written into a row of either table;
+ *	- PARTITION: sealed rows leaving the default partition of the sealed
+ *	  trail and entering a new month's partition, unchanged.
  * TRUNCATE is never allowed.
  */
 static bool
@@ -530,6 +532,9 @@ audit_write_allowed(TriggerData *trigdata)
 				tuple_is_sealed(trigdata->tg_newtuple, desc);
 		case AUDIT_WRITE_REDACT:
 			return TRIGGER_FIRED_BY_UPDATE(event);
+		case AUDIT_WRITE_PARTITION:
+			return !inbox && (TRIGGER_FIRED_BY_INSERT(event) || TRIGGER_FIRED_BY_DELETE(event)) &&
+				tuple_is_sealed(trigdata->tg_trigtuple, desc);
 		case AUDIT_WRITE_NONE:
 			break;
 	}
@@ -572,7 +577,8 @@ iam_audit_guard(PG_FUNCTION_ARGS)
 			 errdetail("%s on %s is refused for every role, its owner included.",
 					   TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? "UPDATE" :
 					   TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ? "DELETE" : "TRUNCATE",
-					   quote_qualified_identifier("iam", RelationGetRelationName(trigdata->tg_relation))),
+					   quote_qualified_identifier(get_namespace_name(RelationGetNamespace(trigdata->tg_relation)),
+												  RelationGetRelationName(trigdata->tg_relation))),
 			 errhint("Personal data is erased with iam.erase_user(), which keeps the chain verifiable.")));
 	return PointerGetDatum(NULL);	/* not reached */
 }

@@ -21,7 +21,9 @@ typedef enum AuditWriteMode
 	AUDIT_WRITE_APPEND,			/* audit.c: a new, unsealed row in the inbox */
 	AUDIT_WRITE_SEAL,			/* audit_chain.c: rows moved out of the inbox
 								 * with seq and hashes (or sealed in place) */
-	AUDIT_WRITE_REDACT			/* audit_chain.c: erasure markers in changes */
+	AUDIT_WRITE_REDACT,			/* audit_chain.c: erasure markers in changes */
+	AUDIT_WRITE_PARTITION		/* audit_partition.c: sealed rows moved from
+								 * the default partition into a new month's */
 } AuditWriteMode;
 
 /* Sets the current mode and returns the previous one, to restore after. */

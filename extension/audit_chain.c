@@ -152,6 +152,7 @@ typedef struct ChainKey
 
 static SPIPlanPtr head_plan = NULL;
 static SPIPlanPtr head_null_plan = NULL;
+static Oid	head_plan_rel = InvalidOid;	/* the relation the head plans read */
 
 PG_FUNCTION_INFO_V1(iam_audit_seal);
 PG_FUNCTION_INFO_V1(iam_audit_verify);
@@ -448,29 +449,83 @@ require_read_committed(const char *fn)
 				 errhint("Call it outside a REPEATABLE READ or SERIALIZABLE transaction.")));
 }
 
+/*
+ * sealed_relation names the relation to read the sealed rows from, for a
+ * query that asks for seq IS NOT NULL: from 0.6 iam.audit_logs, partitioned
+ * (the condition leaves the inbox out, and row-level security applies to
+ * the caller of iam.audit_verify as before), before it iam.audit_logs
+ * without its inbox child.  *relid receives the oid of iam.audit_logs.
+ */
+static const char *
+sealed_relation(Oid *relid)
+{
+	*relid = get_relname_relid("audit_logs", get_namespace_oid("iam", false));
+	if (get_rel_relkind(*relid) == RELKIND_PARTITIONED_TABLE)
+		return "iam.audit_logs";
+	return "ONLY iam.audit_logs";
+}
+
 /* load_head reads the head (highest seq) of one chain */
 static void
 load_head(ChainHead *head)
 {
 	Datum		arg[1];
 	int			rc;
+	Oid			rel;
+	const char *from = sealed_relation(&rel);
 
-	if (head_plan == NULL)
+	/* prepared once per session, again when ALTER EXTENSION moved the rows */
+	if (head_plan == NULL || rel != head_plan_rel)
 	{
 		Oid			argtypes[1] = {UUIDOID};
-		SPIPlanPtr	p1 = SPI_prepare("SELECT seq, row_hash FROM ONLY iam.audit_logs "
-									 "WHERE org_id = $1 AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
-									 1, argtypes);
-		SPIPlanPtr	p2 = SPI_prepare("SELECT seq, row_hash FROM ONLY iam.audit_logs "
-									 "WHERE org_id IS NULL AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
-									 0, NULL);
+		Oid			internal = get_namespace_oid("iam_internal", true);
+		bool		anchors = OidIsValid(internal) && OidIsValid(get_relname_relid("audit_anchors", internal));
+		SPIPlanPtr	p1,
+					p2;
+
+		/*
+		 * From 0.6 the head may have been dropped by retention: its anchor
+		 * then carries it on
+		 */
+		if (anchors)
+		{
+			p1 = SPI_prepare(psprintf("SELECT seq, row_hash FROM ("
+									  "(SELECT seq, row_hash FROM %s "
+									  "WHERE org_id = $1 AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1) "
+									  "UNION ALL SELECT seq, row_hash FROM iam_internal.audit_anchors "
+									  "WHERE org_id = $1) AS h ORDER BY seq DESC LIMIT 1", from),
+							 1, argtypes);
+			p2 = SPI_prepare(psprintf("SELECT seq, row_hash FROM ("
+									  "(SELECT seq, row_hash FROM %s "
+									  "WHERE org_id IS NULL AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1) "
+									  "UNION ALL SELECT seq, row_hash FROM iam_internal.audit_anchors "
+									  "WHERE org_id IS NULL) AS h ORDER BY seq DESC LIMIT 1", from),
+							 0, NULL);
+		}
+		else
+		{
+			p1 = SPI_prepare(psprintf("SELECT seq, row_hash FROM %s "
+									  "WHERE org_id = $1 AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+									  from),
+							 1, argtypes);
+			p2 = SPI_prepare(psprintf("SELECT seq, row_hash FROM %s "
+									  "WHERE org_id IS NULL AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1",
+									  from),
+							 0, NULL);
+		}
 
 		if (p1 == NULL || p2 == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		SPI_keepplan(p1);
 		SPI_keepplan(p2);
+		if (head_plan != NULL)
+		{
+			SPI_freeplan(head_plan);
+			SPI_freeplan(head_null_plan);
+		}
 		head_plan = p1;
 		head_null_plan = p2;
+		head_plan_rel = rel;
 	}
 	arg[0] = UUIDPGetDatum(&head->org_id);
 	rc = head->is_null ? SPI_execute_plan(head_null_plan, NULL, NULL, false, 1)
@@ -724,6 +779,7 @@ typedef struct VerifyState
 	bool		ok;
 	int64		first_bad;
 	char	   *detail;
+	int64		anchor;			/* seq of the last row dropped by retention */
 	bool		have_cp_hash;	/* row_hash at the checkpoint seq, when seen */
 	uint8		cp_hash[HASH_LEN];
 } VerifyState;
@@ -789,6 +845,13 @@ check_row(VerifyState *st, HeapTuple tuple, TupleDesc desc, int64 cp_seq)
 	row_view(&rv, tuple, desc);
 	seq = DatumGetInt64(row_get(&rv, COL_SEQ, &isnull));
 	st->sealed++;
+	/*
+	 * a row sealed before the anchor yet kept, its month being retained (a
+	 * transaction that committed across the turn of a month): the chain
+	 * is verified from the anchor on
+	 */
+	if (seq <= st->anchor)
+		return;
 	if (!st->ok)
 		return;
 	if (seq != st->expect)
@@ -860,6 +923,59 @@ unsealed_count(bool org_null, pg_uuid_t *org)
 	return n;
 }
 
+/*
+ * load_anchor starts the chain after its anchor, when retention dropped its
+ * oldest partitions (iam_internal.audit_anchors, from 0.6; read as the
+ * trail's owner, as no other role may).
+ */
+static void
+load_anchor(VerifyState *st)
+{
+	Oid			nsp = get_namespace_oid("iam_internal", true);
+	Datum		arg[1];
+	Oid			argtypes[1] = {UUIDOID};
+	Oid			save_userid;
+	int			save_sec_context;
+	volatile int rc = 0;
+
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("audit_anchors", nsp)))
+		return;
+	arg[0] = UUIDPGetDatum(&st->org);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(iam_table_owner("audit_logs"),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+	PG_TRY();
+	{
+		rc = st->org_null ?
+			SPI_execute("SELECT seq, row_hash FROM iam_internal.audit_anchors WHERE org_id IS NULL", true, 1) :
+			SPI_execute_with_args("SELECT seq, row_hash FROM iam_internal.audit_anchors WHERE org_id = $1",
+								  1, argtypes, arg, NULL, true, 1);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "reading the audit anchors failed");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		bytea	   *h;
+
+		st->anchor = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (isnull || VARSIZE_ANY_EXHDR(h) != HASH_LEN)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("the anchor of an audit chain has no valid row_hash"),
+					 errhint("Restore iam_internal.audit_anchors from a backup.")));
+		st->expect = st->anchor + 1;
+		memcpy(st->prev, VARDATA_ANY(h), HASH_LEN);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
 static void
 start_chain(VerifyState *st, bool org_null, const pg_uuid_t *org)
 {
@@ -870,6 +986,7 @@ start_chain(VerifyState *st, bool org_null, const pg_uuid_t *org)
 		st->org = *org;
 	st->expect = 1;
 	st->ok = true;
+	load_anchor(st);
 }
 
 /*
@@ -894,6 +1011,8 @@ iam_audit_verify(PG_FUNCTION_ARGS)
 	MemoryContext rowcxt;
 	List	   *orgs_seen = NIL;
 	ListCell   *lc;
+	Oid			rel;
+	const char *from;
 
 	if (cp_seq < 0 || (!PG_ARGISNULL(1) && cp_seq == 0) || (cp_hash != NULL && PG_ARGISNULL(1)))
 		ereport(ERROR,
@@ -910,16 +1029,17 @@ iam_audit_verify(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
+	from = sealed_relation(&rel);
 	if (one)
 	{
 		arg[0] = UUIDPGetDatum(want);
-		plan = SPI_prepare("SELECT " ROW_COLUMNS " FROM ONLY iam.audit_logs "
-						   "WHERE org_id = $1 AND seq IS NOT NULL ORDER BY seq",
+		plan = SPI_prepare(psprintf("SELECT " ROW_COLUMNS " FROM %s "
+									"WHERE org_id = $1 AND seq IS NOT NULL ORDER BY seq", from),
 						   1, argtypes);
 	}
 	else
-		plan = SPI_prepare("SELECT " ROW_COLUMNS " FROM ONLY iam.audit_logs "
-						   "WHERE seq IS NOT NULL ORDER BY org_id, seq", 0, NULL);
+		plan = SPI_prepare(psprintf("SELECT " ROW_COLUMNS " FROM %s "
+									"WHERE seq IS NOT NULL ORDER BY org_id, seq", from), 0, NULL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, one ? arg : NULL, NULL, true);

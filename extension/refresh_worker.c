@@ -9,7 +9,8 @@
  *		refresh, runs REFRESH MATERIALIZED VIEW CONCURRENTLY and records the
  *		refresh, or its failure, in iam.view_refreshes.  The worker also
  *		creates the monthly partitions of iam.activity_logs ahead of time
- *		(iam.activity_partitions_ahead), at start and every hour.
+ *		(iam.activity_partitions_ahead), and from 0.6 those of the sealed
+ *		audit trail (iam.audit_partitions_ahead), at start and every hour.
  *
  *		With iam.refresh_schedule = off the worker refreshes nothing by
  *		itself: pg_cron (or anything else) calls iam.refresh_views() or
@@ -73,6 +74,7 @@ static ReportView views[] = {
 static bool refresh_schedule = true;
 static bool schedule_loaded = false;	/* views[].last read from the table */
 static int	partitions_ahead = 3;
+static int	audit_partitions_ahead = 3;
 
 /*
  * RefreshWorkerInit defines the worker's settings and, when the library is
@@ -103,6 +105,13 @@ RefreshWorkerInit(void)
 								PGC_SIGHUP, GUC_UNIT_S,
 								NULL, NULL, NULL);
 	MemoryContextSwitchTo(old);
+	DefineCustomIntVariable("iam.audit_partitions_ahead",
+							"Months of iam.audit_logs partitions the refresh worker creates ahead of the current one.",
+							NULL,
+							&audit_partitions_ahead,
+							3, 0, 120,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("iam.activity_partitions_ahead",
 							"Months of iam.activity_logs partitions the refresh worker creates ahead of the current one.",
 							NULL,
@@ -220,20 +229,37 @@ refresh_one(ReportView *view)
 	elog(DEBUG1, "iam refresh worker: refreshed iam.%s", view->name);
 }
 
-/* add_partitions: iam.activity_logs_add_partitions(iam.activity_partitions_ahead) */
+/*
+ * add_partitions: iam.activity_logs_add_partitions(iam.activity_partitions_ahead)
+ * and, from 0.6, iam.audit_logs_add_partitions(iam.audit_partitions_ahead)
+ */
 static void
 add_partitions(void)
 {
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1];
 
-	begin_pass("iam refresh worker: creating activity_logs partitions");
+	begin_pass("iam refresh worker: creating activity_logs and audit_logs partitions");
 	if (installed())
 	{
+		bool		isnull;
+		Datum		d;
+
 		args[0] = Int32GetDatum(partitions_ahead);
 		if (SPI_execute_with_args("SELECT iam.activity_logs_add_partitions($1)", 1, argtypes, args, NULL,
 								  false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "SPI_execute_with_args failed");
+		if (SPI_execute("SELECT to_regprocedure('iam.audit_logs_add_partitions(integer)') IS NOT NULL",
+						true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute failed");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull && DatumGetBool(d))
+		{
+			args[0] = Int32GetDatum(audit_partitions_ahead);
+			if (SPI_execute_with_args("SELECT iam.audit_logs_add_partitions($1)", 1, argtypes, args, NULL,
+									  false, 1) != SPI_OK_SELECT)
+				elog(ERROR, "SPI_execute_with_args failed");
+		}
 	}
 	end_pass();
 }
@@ -308,6 +334,8 @@ refresh_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* the months ahead may have changed: create them now */
+			next_partitions = 0;
 		}
 		old = MemoryContextSwitchTo(passcxt);
 

@@ -246,12 +246,12 @@ FROM iam.routes WHERE path LIKE '/reports/%' ORDER BY path;
 -- warns, returns NULL and leaves the view as it was
 SELECT iam.refresh_view('users');
 SELECT iam.refresh_view(NULL);
-DROP INDEX iam.activity_trends_key;
+ALTER TABLE iam_internal.activity_counts RENAME TO activity_counts_away;
 SET client_min_messages = warning;
 SELECT iam.refresh_view('activity_trends') AS rows;
 SELECT view_name, rows, error, source FROM iam.view_refreshes ORDER BY id DESC LIMIT 1;
 SELECT count(*) > 0 AS kept FROM iam.activity_trends;
-CREATE UNIQUE INDEX activity_trends_key ON iam.activity_trends (org_id, hour, type);
+ALTER TABLE iam_internal.activity_counts_away RENAME TO activity_counts;
 SELECT iam.refresh_view('activity_trends') > 0 AS refreshed;
 
 -- activity_logs: monthly partitions ahead, the default partition for the

@@ -85,15 +85,15 @@ SELECT is((SELECT db_role::text FROM iam.audit_logs WHERE entity_id = :'u' AND c
 
 -- writers append to the inbox; the sealer moves the rows into the trail
 -- proper with their place in the chain
-SELECT is((SELECT count(*) FROM ONLY iam.audit_logs WHERE org_id = :'org'), 0::bigint,
-		  'before sealing, no row of the organisation is in iam.audit_logs proper');
+SELECT is((SELECT count(*) FROM iam_internal.audit_logs_sealed WHERE org_id = :'org'), 0::bigint,
+		  'before sealing, no row of the organisation is in the sealed partitions');
 SELECT is((SELECT count(*) FROM iam.audit_logs WHERE org_id = :'org' AND seq IS NULL), 3::bigint,
 		  'its unsealed rows read through iam.audit_logs (from the inbox)');
 SELECT ok(iam.audit_seal() > 0, 'the owner seals');
 SELECT is((SELECT count(*) FROM iam.audit_inbox WHERE org_id = :'org'), 0::bigint,
 		  'sealing empties the inbox');
-SELECT is((SELECT array_agg(seq ORDER BY seq) FROM ONLY iam.audit_logs WHERE org_id = :'org'), '{1,2,3}'::bigint[],
-		  'the rows are in iam.audit_logs proper, chained from 1');
+SELECT is((SELECT array_agg(seq ORDER BY seq) FROM iam_internal.audit_logs_sealed WHERE org_id = :'org'), '{1,2,3}'::bigint[],
+		  'the rows are in the sealed partitions, chained from 1');
 -- the auditor verifies the chain of its organisation
 SET LOCAL ROLE iam_auditor;
 SELECT set_config('iam.org_id', :'org', true) IS NOT NULL AS ctx \gset

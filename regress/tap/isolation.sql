@@ -2,7 +2,9 @@
 -- tenant-owned table and view of schema iam (found from the catalog, so
 -- tables added later are covered without editing this file).  Materialized
 -- views cannot have row-level security: they are granted to no pg_iam role,
--- and tenants reach the reports through functions (sql/reports.sql).
+-- and tenants reach the reports through functions (sql/reports.sql); so are
+-- the report views that are plain views over the summaries in iam_internal
+-- (audit_summary, activity_trends).
 BEGIN;
 
 CREATE TEMP TABLE tenant_relations AS
@@ -11,6 +13,7 @@ SELECT c.oid::regclass AS rel, c.relkind, c.relname::text AS relname,
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'iam'
 WHERE c.relkind IN ('r', 'p', 'v')
+  AND c.relname NOT IN ('audit_summary', 'activity_trends')
   AND (c.relname = 'organizations'
 	   OR EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id'
 				  AND NOT a.attisdropped));

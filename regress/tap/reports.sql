@@ -4,7 +4,7 @@
 -- Every wait is a bounded poll; nothing asserts how long anything took.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(9);
+SELECT plan(10);
 
 -- wait_for(condition, seconds): polls the condition (an SQL expression)
 -- every 0.1 s, each time with a fresh snapshot (of the statistics too);
@@ -31,13 +31,15 @@ $$;
 SELECT cron.schedule('iam-tap-reports', '* * * * *', $$SELECT iam.refresh_view('role_analytics')$$) AS job \gset
 UPDATE cron.job SET nodename = split_part(current_setting('unix_socket_directories'), ',', 1) WHERE jobid = :job;
 
--- materialized views cannot have row-level security: nobody but the owner reads them
+-- the report views (materialized, or plain views over the summaries in
+-- iam_internal) have no row-level security: nobody but the owner reads them
 SELECT is(array_agg(format('%s: %s', c.relname, r.rolname) ORDER BY 1), NULL,
 		  'the report views are granted to no pg_iam role and not to PUBLIC')
 FROM pg_class c
 CROSS JOIN (SELECT rolname FROM pg_roles WHERE rolname IN ('iam_gateway', 'iam_service', 'iam_auditor')
 			UNION ALL SELECT 'public') AS r
-WHERE c.relnamespace = 'iam'::regnamespace AND c.relkind = 'm'
+WHERE c.relnamespace = 'iam'::regnamespace
+  AND c.relname IN ('user_statistics', 'role_analytics', 'audit_summary', 'activity_trends')
   AND has_table_privilege(r.rolname, c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER');
 
 -- the worker may still be waiting out its restart delay: the database or the
@@ -64,17 +66,25 @@ SELECT ok(pg_temp.wait_for(format($$EXISTS (SELECT FROM iam.activity_trends WHER
 
 -- a failing refresh is recorded, and the worker carries on
 SELECT now() AS t2 \gset
-DROP INDEX iam.activity_trends_key;
+ALTER TABLE iam_internal.activity_counts RENAME TO activity_counts_away;
 SELECT ok(pg_temp.wait_for(format($$EXISTS (SELECT FROM iam.view_refreshes WHERE view_name = 'activity_trends'
 										   AND source = 'iam refresh worker' AND error IS NOT NULL AND started_at > %L)$$, :'t2'), 60),
 		  'the worker records a failing refresh in iam.view_refreshes');
-CREATE UNIQUE INDEX activity_trends_key ON iam.activity_trends (org_id, hour, type);
+ALTER TABLE iam_internal.activity_counts_away RENAME TO activity_counts;
 SELECT now() AS t3 \gset
 SELECT ok(pg_temp.wait_for(format($$EXISTS (SELECT FROM iam.view_refreshes WHERE view_name = 'activity_trends'
 										   AND source = 'iam refresh worker' AND error IS NULL AND started_at > %L)$$, :'t3'), 60),
 		  'the next refresh succeeds again');
 SELECT is((SELECT pid FROM pg_stat_activity WHERE backend_type = 'iam refresh worker'), :worker,
 		  'the same worker process: it survived the failure');
+
+-- more audit partitions ahead, created by the worker on reload
+ALTER SYSTEM SET iam.audit_partitions_ahead = 7;
+SELECT pg_reload_conf() AS reloaded \gset
+SELECT ok(pg_temp.wait_for(format($$EXISTS (SELECT FROM pg_class WHERE relnamespace = 'iam_internal'::regnamespace AND relname = %L)$$,
+								  'audit_logs_p' || to_char((now() AT TIME ZONE 'UTC') + interval '7 months', 'YYYYMM')), 60),
+		  'the worker creates the audit partitions iam.audit_partitions_ahead months ahead');
+ALTER SYSTEM RESET iam.audit_partitions_ahead;
 
 -- the worker's schedule off: settings for pg_cron
 ALTER SYSTEM SET iam.refresh_schedule = off;
