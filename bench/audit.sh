@@ -16,8 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-DURATION=${IAM_BENCH_AUDIT_SECONDS:-10}
-ROUNDS=${IAM_BENCH_AUDIT_ROUNDS:-3}
+DURATION=${IAM_BENCH_AUDIT_SECONDS:-5}
+ROUNDS=${IAM_BENCH_AUDIT_ROUNDS:-2}
 # shared_buffers: a quarter of this 24 GiB machine would be the usual
 # setting; 2 GB holds the verified chain (about 800 MB with its indexes at
 # 1,000,000 rows), so verification measures hashing, not the page cache.

@@ -11,12 +11,12 @@
 #     gateway/jwt.c, without and with the verified-token cache
 #     (bench/jwt_verify.c, built here against gateway/build/release).
 # Prints a markdown table, also to bench/results/auth.md.
-# Settings: IAM_BENCH_AUTH_SECONDS (per measure, 15), BENCH_SKIP_BUILD.
+# Settings: IAM_BENCH_AUTH_SECONDS (per measure, 6), BENCH_SKIP_BUILD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-DURATION=${IAM_BENCH_AUTH_SECONDS:-15}
+DURATION=${IAM_BENCH_AUTH_SECONDS:-6}
 CORES=$(nproc)
 USERS=32
 # two database connections per core: while one waits for its commit to be

@@ -21,7 +21,7 @@
 # Settings (environment): BENCH_SCALE (small: 60,000 users, ~200,000 audit
 # rows; large: 1,000,000 users, ~10,000,000 audit rows; or a number of
 # users), BENCH_THREADS (wrk threads, 2), BENCH_CONNECTIONS (32),
-# BENCH_DURATION (seconds per run, 4), BENCH_WARMUP (seconds, 2),
+# BENCH_DURATION (seconds per run, 3), BENCH_WARMUP (seconds, 1),
 # BENCH_RUNS (3), BENCH_NODE_POOL (pg pool per Node worker, 10: pg's
 # default), BENCH_GATEWAY_THREADS (IAM_THREADS, 4 per core), BENCH_GATEWAY_POOL
 # (IAM_DB_POOL_SIZE, as many as threads), BENCH_SKIP_BUILD
@@ -39,8 +39,8 @@ esac
 [ "$USERS" -ge 56000 ] || die "BENCH_SCALE: at least 56,000 users (page 1,000 of 50 must exist in organisation 1)"
 WRK_THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_CONNECTIONS:-32}
-DURATION=${BENCH_DURATION:-4}
-WARMUP=${BENCH_WARMUP:-2}
+DURATION=${BENCH_DURATION:-3}
+WARMUP=${BENCH_WARMUP:-1}
 RUNS=${BENCH_RUNS:-3}
 CORES=$(nproc)
 NODE_POOL=${BENCH_NODE_POOL:-10}

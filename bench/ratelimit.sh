@@ -2,13 +2,13 @@
 # bench/ratelimit.sh (`make bench`): what rate limiting and the response
 # cache (#7) cost or save the gateway.  On a throwaway cluster and Redis, the
 # release gateway (its default threads and pool) serves an authorised GET, driven by wrk
-# (2 threads, 16 connections, IAM_BENCH_RL_SECONDS each, default 10):
+# (2 threads, 16 connections, IAM_BENCH_RL_SECONDS each, default 5):
 #   - GET /users/{id} (not cached): limiter off, in process (no Redis),
 #     in Redis;  the class is made wide enough never to refuse;
 #   - GET /users/me: the response cache off (every request reads
 #     PostgreSQL) and on (every request but the first is an L1 hit).
 # The five gateways run at once; the configurations are measured in
-# IAM_BENCH_RL_ROUNDS interleaved rounds (default 3).  Prints throughput and
+# IAM_BENCH_RL_ROUNDS interleaved rounds (default 2).  Prints throughput and
 # p99 latency with the ratios the issue sets targets for (Redis limiter
 # <= 15 % of throughput; cache hit >= 2x uncached), also to
 # bench/results/ratelimit.md.
@@ -16,8 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 
-SECONDS_EACH=${IAM_BENCH_RL_SECONDS:-10}
-ROUNDS=${IAM_BENCH_RL_ROUNDS:-3}
+SECONDS_EACH=${IAM_BENCH_RL_SECONDS:-5}
+ROUNDS=${IAM_BENCH_RL_ROUNDS:-2}
 make -s -C gateway iam-gateway >/dev/null
 bench_cluster bench-ratelimit 54399 <<'CONF'
 max_connections = 100
