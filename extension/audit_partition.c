@@ -263,6 +263,7 @@ iam_audit_ddl_guard(PG_FUNCTION_ARGS)
  * run_maintenance runs sql (one argument of type argtype) with the guard
  * open, as the trail's owner and with the row guard in
  * AUDIT_WRITE_PARTITION mode; returns the first column of its one row.
+ * Refused before the update that partitions the trail.
  */
 static Datum
 run_maintenance(const char *sql, Oid argtype, Datum arg, bool *isnull)
@@ -273,6 +274,11 @@ run_maintenance(const char *sql, Oid argtype, Datum arg, bool *isnull)
 	volatile Datum result = (Datum) 0;
 	volatile bool null = true;
 
+	if (!OidIsValid(trail_root()))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the audit trail is not partitioned yet"),
+				 errhint("Run ALTER EXTENSION iam UPDATE.")));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -320,11 +326,6 @@ iam_audit_logs_add_partition(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("month must not be NULL"),
 				 errhint("Pass a date of the month to create the partition of.")));
-	if (!OidIsValid(trail_root()))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the audit trail is not partitioned yet"),
-				 errhint("Run ALTER EXTENSION iam UPDATE.")));
 	d = run_maintenance("SELECT iam_internal.audit_logs_add_partition_work($1)", DATEOID,
 						PG_GETARG_DATUM(0), &isnull);
 	PG_RETURN_BOOL(!isnull && DatumGetBool(d));
@@ -346,11 +347,6 @@ iam_audit_logs_drop_partitions(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("before must not be NULL"),
 				 errhint("Pass the first day of the oldest month to keep.")));
-	if (!OidIsValid(trail_root()))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the audit trail is not partitioned yet"),
-				 errhint("Run ALTER EXTENSION iam UPDATE.")));
 	d = run_maintenance("SELECT iam_internal.audit_logs_drop_partitions_work($1)", DATEOID,
 						PG_GETARG_DATUM(0), &isnull);
 	PG_RETURN_INT32(isnull ? 0 : DatumGetInt32(d));
