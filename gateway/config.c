@@ -1179,6 +1179,8 @@ config_limits(const char *const *envp, Config *cfg, char **errmsg)
 		config_switch(envp, "IAM_CACHE", true, &cfg->cache, errmsg) != 0 ||
 		config_int(envp, "IAM_REDIS_TIMEOUT_MS", 200, 10, 10000,
 				   &cfg->redis_timeout_ms, errmsg) != 0 ||
+		config_int(envp, "IAM_RATE_LIMIT_LEASE_MS", 1000, 0, 60000,
+				   &cfg->rate_limit_lease_ms, errmsg) != 0 ||
 		config_int(envp, "IAM_MAX_DB_WAITERS", 4 * cfg->db_pool_size, 0, 1000000,
 				   &cfg->max_db_waiters, errmsg) != 0 ||
 		config_int(envp, "IAM_CACHE_TTL", 60, 1, 86400, &cfg->cache_ttl, errmsg) != 0 ||

@@ -98,6 +98,7 @@ typedef struct Config
 	ConfigCidr *trusted_proxies;	/* IAM_TRUSTED_PROXIES */
 	int			n_trusted_proxies;
 	int			redis_timeout_ms;	/* IAM_REDIS_TIMEOUT_MS: connect and command */
+	int			rate_limit_lease_ms;	/* IAM_RATE_LIMIT_LEASE_MS; 0: no leases */
 	int			max_db_waiters; /* IAM_MAX_DB_WAITERS; 0: unbounded */
 	bool		cache;			/* IAM_CACHE on|off */
 	int			cache_ttl;		/* IAM_CACHE_TTL seconds */

@@ -7,7 +7,9 @@
  * keys, decides, and stores them, atomically and with Redis's clock, in one
  * round trip, batched with the other requests waiting at the same moment
  * on the gateway's one connection (redis_pipeline.c); the request is
- * suspended meanwhile, not its thread.  Without Redis, or while Redis fails and IAM_RATE_LIMIT_FAIL
+ * suspended meanwhile, not its thread.  A busy single-key caller's tokens
+ * come several at a time (ratelimit_lease.c) and are spent without a round
+ * trip.  Without Redis, or while Redis fails and IAM_RATE_LIMIT_FAIL
  * is open (the default), the in-process limiter decides with the same
  * arithmetic, for this gateway alone; with IAM_RATE_LIMIT_FAIL=closed the
  * request is refused with 503 instead.  Limits come with the routes
@@ -34,6 +36,7 @@
 
 #include "accesslog.h"
 #include "problem.h"
+#include "ratelimit_lease.h"
 #include "redis.h"
 #include "redis_pipeline.h"
 
@@ -42,6 +45,8 @@
 #define LOCAL_MAX_KEYS		200000
 #define RL_MAX_KEYS			2
 #define RL_KEY_MAX			160
+#define LEASE_MAX_TOKENS	64		/* a lease holds at most this many tokens */
+#define LEASE_LIMIT_SHARE	32		/* ... and at most 1/32 of the limit */
 
 /* ---- GCRA ---- */
 
@@ -252,12 +257,16 @@ ratelimit_local_check(RateLimitLocal *l, const char *const *keys, int nkeys,
 
 /*
  * The decisions of a batch of requests (redis_pipeline.h's layout: per
- * request, its keys, and the arguments limit and period in microseconds),
- * taken one after the other with Redis's clock, so that a batch decides
- * exactly what the same requests one at a time would.  Each request's
- * answer is {allowed (0/1), TAT - now of the tightest key, retry in
- * microseconds, remaining}; a refused request writes nothing.  Each key is
- * read once and written once per batch.
+ * request, its keys, and the arguments limit, period in microseconds,
+ * tokens wanted and TAT given back in microseconds), taken one after the
+ * other with Redis's clock, so that a batch decides exactly what the same
+ * requests one at a time would.  A request that wants w > 1 tokens (a
+ * lease, ratelimit_lease.c) gets at most w and at most an eighth of what
+ * its keys have left, at least one; one that wants 0 only gives back.
+ * The TAT given back is applied first.  Each request's answer is
+ * {allowed (0/1), TAT - now of the tightest key, retry in microseconds,
+ * remaining, tokens granted}; a refused request takes nothing.  Each key
+ * is read once and written once per batch.
  */
 RedisScript ratelimit_script = {
 	.text =
@@ -270,30 +279,36 @@ RedisScript ratelimit_script = {
 	"  local limit = tonumber(ARGV[a + 2])\n"
 	"  local interval = math.floor(tonumber(ARGV[a + 3]) / limit)\n"
 	"  if interval < 1 then interval = 1 end\n"
+	"  local want, refund = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])\n"
 	"  local burst = interval * limit\n"
-	"  local nexts = {}\n"
-	"  local ahead, retry, rahead, remaining = 0, 0, 0, limit\n"
+	"  local avail, retry, rahead = limit, 0, 0\n"
 	"  for i = k, k + nkeys - 1 do\n"
 	"    local tat = tats[KEYS[i]]\n"
 	"    if tat == nil then\n"
 	"      local v = redis.call('GET', KEYS[i])\n"
 	"      tat = v and tonumber(v) or now\n"
-	"      tats[KEYS[i]] = tat\n"
 	"    end\n"
+	"    if refund > 0 then tat = tat - refund; dirty[KEYS[i]] = true end\n"
 	"    if tat < now then tat = now end\n"
-	"    local nxt = tat + interval\n"
-	"    if nxt - burst - now > retry then retry = nxt - burst - now; rahead = tat - now end\n"
-	"    if nxt - now > ahead then ahead = nxt - now end\n"
-	"    local rem = math.floor((burst - (nxt - now)) / interval)\n"
-	"    if rem < remaining then remaining = rem end\n"
-	"    nexts[i] = nxt\n"
+	"    tats[KEYS[i]] = tat\n"
+	"    local n = math.floor((now + burst - tat) / interval)\n"
+	"    if n < avail then avail = n end\n"
+	"    if tat + interval - burst - now > retry then retry = tat + interval - burst - now; rahead = tat - now end\n"
 	"  end\n"
-	"  if retry > 0 then\n"
-	"    out[c] = {0, rahead, retry, 0}\n"
+	"  if avail < 0 then avail = 0 end\n"
+	"  if want < 1 then\n"
+	"    out[c] = {1, 0, 0, avail, 0}\n"
+	"  elseif avail < 1 then\n"
+	"    out[c] = {0, rahead, retry, 0, 0}\n"
 	"  else\n"
-	"    for i = k, k + nkeys - 1 do tats[KEYS[i]] = nexts[i]; dirty[KEYS[i]] = true end\n"
-	"    if remaining < 0 then remaining = 0 end\n"
-	"    out[c] = {1, ahead, 0, remaining}\n"
+	"    local g = math.min(want, math.max(1, math.floor(avail / 8)))\n"
+	"    local ahead = 0\n"
+	"    for i = k, k + nkeys - 1 do\n"
+	"      tats[KEYS[i]] = tats[KEYS[i]] + g * interval\n"
+	"      dirty[KEYS[i]] = true\n"
+	"      if tats[KEYS[i]] - now > ahead then ahead = tats[KEYS[i]] - now end\n"
+	"    end\n"
+	"    out[c] = {1, ahead, 0, avail - g, g}\n"
 	"  end\n"
 	"  k = k + nkeys\n"
 	"  a = a + 2 + nargs\n"
@@ -305,17 +320,24 @@ RedisScript ratelimit_script = {
 };
 
 static RateLimitLocal *rl_local;
+static LeaseTable *rl_leases;	/* NULL: IAM_RATE_LIMIT_LEASE_MS=0 */
+static int64_t rl_lease_ttl_us;
+static atomic_int_least64_t rl_last_expiry_us;	/* lease_expire last ran */
 static atomic_uint_least64_t rl_allowed;
 static atomic_uint_least64_t rl_limited;
 static atomic_uint_least64_t rl_fallbacks;	/* decided in process because Redis failed */
 static atomic_uint_least64_t rl_refused;	/* 503: Redis failed, fail-closed */
+static atomic_uint_least64_t rl_leased;	/* allowed from a lease, without Redis */
 
 int
 ratelimit_init(const Config *cfg)
 {
 	redis_script_init(&ratelimit_script);
-	(void) cfg;
 	if (rl_local == NULL && (rl_local = ratelimit_local_create(LOCAL_MAX_KEYS)) == NULL)
+		return -1;
+	rl_lease_ttl_us = (int64_t) cfg->rate_limit_lease_ms * 1000;
+	if (rl_leases == NULL && rl_lease_ttl_us > 0 &&
+		(rl_leases = lease_table_create(LOCAL_MAX_KEYS, rl_lease_ttl_us)) == NULL)
 		return -1;
 	return 0;
 }
@@ -325,6 +347,8 @@ ratelimit_shutdown(void)
 {
 	ratelimit_local_free(rl_local);
 	rl_local = NULL;
+	lease_table_free(rl_leases);
+	rl_leases = NULL;
 }
 
 /* parse_addr reads a textual IPv4/IPv6 address. */
@@ -464,42 +488,132 @@ struct RateLimitWait
 	char		kbuf[RL_MAX_KEYS][RL_KEY_MAX];
 	const char *keys[RL_MAX_KEYS];
 	int			nkeys;
+	int			want;			/* tokens asked for: > 1 asks for a lease */
+	int64_t		interval_us;	/* TAT per token, for the lease */
 	bool		answered;		/* Redis decided; else it failed */
+	int			granted;
 	GcraResult	r;
 };
 
 /*
- * read_answer reads the script's reply {allowed, ahead, retry, remaining};
- * false (logged) when it is something else.
+ * read_answer reads the script's reply {allowed, ahead, retry, remaining,
+ * granted}; false (logged) when it is something else.
  */
 static bool
-read_answer(const redisReply *r, GcraResult *out)
+read_answer(const redisReply *r, GcraResult *out, int *granted)
 {
-	bool		ok = r->type == REDIS_REPLY_ARRAY && r->elements == 4;
+	bool		ok = r->type == REDIS_REPLY_ARRAY && r->elements == 5;
 
-	for (size_t i = 0; ok && i < 4; i++)
+	for (size_t i = 0; ok && i < 5; i++)
 		ok = r->element[i]->type == REDIS_REPLY_INTEGER;
 	if (!ok)
 	{
 		accesslog_event("error", "rate-limit script: unexpected reply", "detail",
-						r->type == REDIS_REPLY_ERROR ? r->str : "not an array of 4 integers", NULL);
+						r->type == REDIS_REPLY_ERROR ? r->str : "not an array of 5 integers", NULL);
 		return false;
 	}
 	out->allowed = r->element[0]->integer == 1;
 	out->ahead_us = r->element[1]->integer;
 	out->retry_us = r->element[2]->integer;
 	out->remaining = (int) r->element[3]->integer;
+	*granted = (int) r->element[4]->integer;
 	return true;
 }
 
-/* on_answer runs on the Redis I/O thread: keep the decision, wake the request. */
+/*
+ * on_answer runs on the Redis I/O thread: keep the decision (and the lease,
+ * before the request can go on and free the wait), wake the request.
+ */
 static void
 on_answer(RedisCall *call, const redisReply *reply)
 {
 	RateLimitWait *w = (RateLimitWait *) call;
 
-	w->answered = reply != NULL && read_answer(reply, &w->r);
+	w->answered = reply != NULL && read_answer(reply, &w->r, &w->granted);
+	if (w->want > 1)			/* the tokens held here are this caller's too */
+		w->r.remaining += lease_grant(rl_leases, w->keys[0], now_us(), w->interval_us,
+									  &w->r, w->answered ? w->granted : 0, false);
 	http_resume(w->req);
+}
+
+/*
+ * A call of the lease's own, not a request's: a refill (want > 0; the
+ * tokens all go to the lease) or a refund (want 0).  Frees itself.
+ */
+typedef struct LeaseCall
+{
+	RedisCall	call;			/* first */
+	int			want;
+	int64_t		interval_us;
+	char		key[RL_KEY_MAX];
+} LeaseCall;
+
+static void
+lease_call_done(RedisCall *call, const redisReply *answer)
+{
+	LeaseCall  *c = (LeaseCall *) call;
+	GcraResult	r = {0};
+	int			granted = 0;
+
+	/* a refund lost with Redis: those tokens come back as the TAT passes */
+	if (c->want > 0)
+	{
+		if (answer == NULL || !read_answer(answer, &r, &granted))
+			r.allowed = false, granted = 0;
+		lease_grant(rl_leases, c->key, now_us(), c->interval_us, &r, granted, true);
+	}
+	free(c);
+}
+
+/* lease_call_send asks Redis, on the lease's behalf, for want tokens of key after giving back refund_us. */
+static void
+lease_call_send(const char *key, int limit, int64_t period_us, int want, int64_t refund_us)
+{
+	LeaseCall  *c = calloc(1, sizeof(LeaseCall));
+	const char *keys[1];
+	char		args[4][24];
+
+	if (c == NULL)
+		goto failed;
+	c->call.done = lease_call_done;
+	c->want = want;
+	c->interval_us = period_us / limit > 0 ? period_us / limit : 1;
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	keys[0] = c->key;
+	snprintf(args[0], sizeof(args[0]), "%d", limit);
+	snprintf(args[1], sizeof(args[1]), "%lld", (long long) period_us);
+	snprintf(args[2], sizeof(args[2]), "%d", want);
+	snprintf(args[3], sizeof(args[3]), "%lld", (long long) refund_us);
+	if (redis_pipeline_call(&c->call, &ratelimit_script, 1, keys, 4,
+							(const char *const[]) {args[0], args[1], args[2], args[3]}) == 0)
+		return;
+	free(c);
+failed:
+	if (want > 0)				/* nobody asks any more */
+		lease_grant(rl_leases, key, now_us(), 0, &(GcraResult) {0}, 0, true);
+}
+
+/* refund_send gives a lease's unspent tokens back (wanting none: limit and period do not matter) */
+static void
+refund_send(const char *key, int64_t refund_us, void *arg)
+{
+	(void) arg;
+	lease_call_send(key, 1, 1, 0, refund_us);
+}
+
+/*
+ * expire_leases gives back the tokens of leases that ended unspent, at
+ * most once per lease lifetime, from whichever request thread comes first.
+ */
+static void
+expire_leases(int64_t now)
+{
+	int64_t		last = atomic_load(&rl_last_expiry_us);
+
+	if (now - last < rl_lease_ttl_us ||
+		!atomic_compare_exchange_strong(&rl_last_expiry_us, &last, now))
+		return;
+	lease_expire(rl_leases, now, refund_send, NULL);
 }
 
 static long long
@@ -566,7 +680,8 @@ ratelimit_start(HttpRequest *req, const Config *cfg, const Route *route,
 				RateLimitWait **wait, int *rc)
 {
 	RateLimitWait *w;
-	char		args[2][24];
+	char		args[4][24];
+	int64_t		refund_us = 0;
 	int			decided;
 
 	*wait = NULL;
@@ -592,13 +707,44 @@ ratelimit_start(HttpRequest *req, const Config *cfg, const Route *route,
 
 	if (redis_enabled())
 	{
+		int64_t		period_us = (int64_t) route->rate_limit_seconds * 1000000;
+		int			lease_max = route->rate_limit_requests / LEASE_LIMIT_SHARE;
+
+		w->want = 1;
+		w->interval_us = period_us / route->rate_limit_requests > 0 ?
+			period_us / route->rate_limit_requests : 1;
+		if (rl_leases != NULL && w->nkeys == 1 && lease_max > 1)
+		{
+			int64_t		now = now_us();
+
+			expire_leases(now);
+			if (lease_spend(rl_leases, w->keys[0], now,
+							lease_max < LEASE_MAX_TOKENS ? lease_max : LEASE_MAX_TOKENS,
+							&w->r, &w->want, &refund_us))
+			{
+				if (w->want > 0)
+					lease_call_send(w->keys[0], route->rate_limit_requests, period_us,
+									w->want, 0);
+				w->answered = true;	/* decided in process, from the lease */
+				atomic_fetch_add(&rl_leased, 1);
+				decided = decide(req, cfg, route, w, rc);
+				free(w);
+				return decided == 0 ? RATELIMIT_PASS : RATELIMIT_ANSWERED;
+			}
+		}
 		snprintf(args[0], sizeof(args[0]), "%d", route->rate_limit_requests);
-		snprintf(args[1], sizeof(args[1]), "%lld", (long long) route->rate_limit_seconds * 1000000);
+		snprintf(args[1], sizeof(args[1]), "%lld", (long long) period_us);
+		snprintf(args[2], sizeof(args[2]), "%d", w->want);
+		snprintf(args[3], sizeof(args[3]), "%lld", (long long) refund_us);
 		/* suspended first: the answer may come before the submit returns */
 		http_suspend(req, cont, arg, release);
-		if (redis_pipeline_call(&w->call, &ratelimit_script, w->nkeys, w->keys, 2,
-								(const char *const[]) {args[0], args[1]}) != 0)
+		if (redis_pipeline_call(&w->call, &ratelimit_script, w->nkeys, w->keys, 4,
+								(const char *const[]) {args[0], args[1], args[2], args[3]}) != 0)
+		{
+			if (w->want > 1)	/* nobody asks any more */
+				lease_grant(rl_leases, w->keys[0], now_us(), 0, &w->r, 0, false);
 			http_resume(req);	/* Redis unavailable now: decide without it at once */
+		}
 		*wait = w;
 		return RATELIMIT_WAIT;
 	}
@@ -648,6 +794,9 @@ ratelimit_metrics(void)
 				 "# HELP iam_redis_up Whether the last Redis command succeeded (0 without Redis).\n"
 				 "# TYPE iam_redis_up gauge\n"
 				 "iam_redis_up %d\n"
+				 "# HELP iam_ratelimit_lease_decisions_total Requests allowed from tokens leased from Redis earlier, without a round trip.\n"
+				 "# TYPE iam_ratelimit_lease_decisions_total counter\n"
+				 "iam_ratelimit_lease_decisions_total %llu\n"
 				 "# HELP iam_ratelimit_redis_calls_total Decisions Redis answered.\n"
 				 "# TYPE iam_ratelimit_redis_calls_total counter\n"
 				 "iam_ratelimit_redis_calls_total %llu\n"
@@ -659,6 +808,7 @@ ratelimit_metrics(void)
 				 (unsigned long long) atomic_load(&rl_fallbacks),
 				 (unsigned long long) atomic_load(&rl_refused),
 				 (unsigned long long) redis_failures(), redis_is_up() ? 1 : 0,
+				 (unsigned long long) atomic_load(&rl_leased),
 				 (unsigned long long) calls, (unsigned long long) runs) < 0)
 		return NULL;
 	return s;

@@ -217,8 +217,9 @@ test_config(void)
 
 	tap_ok(cfg != NULL && cfg->rate_limit && !cfg->rate_limit_fail_closed && cfg->cache &&
 		   cfg->cache_ttl == 60 && cfg->cache_l1_mb == 64 && cfg->redis_timeout_ms == 200 &&
-		   cfg->max_db_waiters == 4 * cfg->db_pool_size && cfg->n_trusted_proxies == 0,
-		   "defaults: limiter on, fail-open, cache on for 60 s in 64 MB, 200 ms Redis timeout, 4 waiters per connection");
+		   cfg->max_db_waiters == 4 * cfg->db_pool_size && cfg->n_trusted_proxies == 0 &&
+		   cfg->rate_limit_lease_ms == 1000,
+		   "defaults: limiter on, fail-open, 1 s leases, cache on for 60 s in 64 MB, 200 ms Redis timeout, 4 waiters per connection");
 	config_free(cfg);
 	cfg = load("IAM_RATE_LIMIT_FAIL=closed", "IAM_TRUSTED_PROXIES=10.0.0.0/8, ::1", &err);
 	tap_ok(cfg != NULL && cfg->rate_limit_fail_closed && cfg->n_trusted_proxies == 2 &&
@@ -240,6 +241,13 @@ test_config(void)
 	cfg = load("IAM_RATE_LIMIT=maybe", NULL, &err);
 	tap_ok(cfg == NULL && err != NULL && strncmp(err, "IAM_RATE_LIMIT:", 15) == 0,
 		   "IAM_RATE_LIMIT must be on or off");
+	free(err);
+	cfg = load("IAM_RATE_LIMIT_LEASE_MS=0", NULL, &err);
+	tap_ok(cfg != NULL && cfg->rate_limit_lease_ms == 0, "IAM_RATE_LIMIT_LEASE_MS=0: no leases");
+	config_free(cfg);
+	cfg = load("IAM_RATE_LIMIT_LEASE_MS=-5", NULL, &err);
+	tap_ok(cfg == NULL && err != NULL && strncmp(err, "IAM_RATE_LIMIT_LEASE_MS", 23) == 0,
+		   "a negative IAM_RATE_LIMIT_LEASE_MS is refused (%s)", err != NULL ? err : "");
 	free(err);
 	cfg = load("IAM_CACHE=off", "IAM_MAX_DB_WAITERS=0", &err);
 	tap_ok(cfg != NULL && !cfg->cache && cfg->max_db_waiters == 0, "IAM_CACHE=off, IAM_MAX_DB_WAITERS=0 (no bound)");

@@ -4,8 +4,8 @@
  *		against a real redis-server this test starts on a free loopback
  *		port (and a silent listener, for the timeout): every call answered
  *		exactly once, batches decide exactly what one request at a time
- *		would, NOSCRIPT reloads, refusals during a backoff, a stalled Redis
- *		answered by the timeout.
+ *		would, leases and refunds, NOSCRIPT reloads, refusals during a
+ *		backoff, a stalled Redis answered by the timeout.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -37,7 +37,7 @@ typedef struct Probe
 	atomic_int	answers;		/* times done ran */
 	bool		got_reply;
 	bool		is_array;
-	long long	v[4];			/* allowed, ahead, retry, remaining */
+	long long	v[5];			/* allowed, ahead, retry, remaining, granted */
 } Probe;
 
 static void
@@ -46,8 +46,8 @@ probe_done(RedisCall *call, const redisReply *r)
 	Probe	   *p = (Probe *) call;
 
 	p->got_reply = r != NULL;
-	p->is_array = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 4;
-	for (size_t i = 0; p->is_array && i < 4; i++)
+	p->is_array = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 5;
+	for (size_t i = 0; p->is_array && i < 5; i++)
 		p->v[i] = r->element[i]->integer;
 	atomic_fetch_add(&p->answers, 1);
 }
@@ -74,8 +74,8 @@ submit(Probe *p, const char *key, const char *limit, const char *period)
 {
 	memset(p, 0, sizeof(*p));
 	p->call.done = probe_done;
-	return redis_pipeline_call(&p->call, &ratelimit_script, 1, (const char *const[]) {key}, 2,
-							   (const char *const[]) {limit, period});
+	return redis_pipeline_call(&p->call, &ratelimit_script, 1, (const char *const[]) {key}, 4,
+							   (const char *const[]) {limit, period, "1", "0"});
 }
 
 /* free_port asks the kernel for a free loopback port. */
@@ -180,7 +180,7 @@ test_batches(void)
 					distinct = false;
 			}
 		}
-	tap_ok(once, "each call answered exactly once, with its own 4 numbers");
+	tap_ok(once, "each call answered exactly once, with its own 5 numbers");
 	tap_ok(allowed[0] == 25 && allowed[1] == 25,
 		   "25 an hour, %d calls per key: exactly 25 allowed per key (%d, %d)",
 		   2 * PER_THREAD, allowed[0], allowed[1]);
@@ -192,12 +192,13 @@ static void
 test_script_layout(redisContext *c)
 {
 	/* 3 calls: key a (limit 2), key a again, then keys a and b (limit 2) */
-	redisReply *r = redisCommand(c, "EVAL %s 4 t:a t:a t:a t:b 3 1 2 2 1000000000 1 2 2 1000000000 2 2 2 1000000000",
+	redisReply *r = redisCommand(c, "EVAL %s 4 t:a t:a t:a t:b 3 "
+								 "1 4 2 1000000000 1 0 1 4 2 1000000000 1 0 2 4 2 1000000000 1 0",
 								 ratelimit_script.text);
 	bool		ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3;
 
 	for (size_t i = 0; ok && i < 3; i++)
-		ok = r->element[i]->type == REDIS_REPLY_ARRAY && r->element[i]->elements == 4;
+		ok = r->element[i]->type == REDIS_REPLY_ARRAY && r->element[i]->elements == 5;
 	tap_ok(ok, "a batch of 3 calls gets an array of 3 answers");
 	if (ok)
 	{
@@ -218,6 +219,59 @@ test_script_layout(redisContext *c)
 		   "a written key expires once its TAT has passed: 2 x 500 s ahead (%lld ms)",
 		   r != NULL ? r->integer : -1);
 	freeReplyObject(r);
+}
+
+/* eval_one runs the script for one call of key; returns its answer's 5 numbers in v. */
+static bool
+eval_one(redisContext *c, const char *key, const char *limit, const char *period,
+		 const char *want, const char *refund, long long *v)
+{
+	redisReply *r = redisCommand(c, "EVAL %s 1 %s 1 1 4 %s %s %s %s", ratelimit_script.text,
+								 key, limit, period, want, refund);
+	bool		ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+		r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 5;
+
+	for (size_t i = 0; ok && i < 5; i++)
+		v[i] = r->element[0]->element[i]->integer;
+	freeReplyObject(r);
+	return ok;
+}
+
+/*
+ * Leases: a call that wants several tokens gets at most what it wants and
+ * at most an eighth of what is left (at least one); they are debited at
+ * once; a refund gives TAT back.  Limit 640 an hour: 5,625,000 us a token.
+ */
+static void
+test_script_leases(redisContext *c)
+{
+	long long	v[5] = {0};
+	int			n = 0;
+	int			total = 0;
+
+	tap_ok(eval_one(c, "t:lease", "640", "3600000000", "20", "0", v) &&
+		   v[0] == 1 && v[4] == 20 && v[3] == 620,
+		   "640 an hour, want 20: 20 granted at once, 620 left (%lld, %lld)", v[4], v[3]);
+	tap_ok(eval_one(c, "t:lease", "640", "3600000000", "1000", "0", v) &&
+		   v[0] == 1 && v[4] == 77 && v[3] == 543,
+		   "want 1000: an eighth of the 620 left, 77 (%lld)", v[4]);
+	/* drain with big wants: the grants shrink to one token at a time, never past the limit */
+	while (n++ < 1000 && eval_one(c, "t:lease", "640", "3600000000", "64", "0", v) && v[0] == 1)
+	{
+		total += (int) v[4];
+		if (v[3] < 8 && v[4] != 1)
+			break;
+	}
+	tap_ok(v[0] == 0 && total == 543 && v[4] == 0 && v[2] > 0,
+		   "drained by leases: exactly the 543 left were granted, then refused with a retry (%d)", total);
+	tap_ok(eval_one(c, "t:lease", "640", "3600000000", "0", "56250000", v) && v[0] == 1 &&
+		   v[4] == 0 && v[3] == 10,
+		   "a refund of 10 tokens' TAT (want 0): nothing granted, 10 available again (%lld)", v[3]);
+	tap_ok(eval_one(c, "t:lease", "640", "3600000000", "64", "0", v) && v[0] == 1 && v[4] == 1,
+		   "with 10 left a lease is one token");
+	tap_ok(eval_one(c, "t:fresh", "640", "3600000000", "0", "999999999999", v) && v[0] == 1 &&
+		   v[3] == 640,
+		   "a refund larger than the TAT leaves a whole quota, not more (%lld)", v[3]);
 }
 
 /* SCRIPT FLUSH under the pipeline: the next call loads the script again. */
@@ -321,6 +375,7 @@ main(void)
 			   (unsigned long long) calls, (unsigned long long) runs);
 	}
 	test_script_layout(c);
+	test_script_leases(c);
 	test_noscript(c);
 	redis_pipeline_stop();
 	redisFree(c);
