@@ -50,6 +50,15 @@
 
 /* ---- GCRA ---- */
 
+/* gcra_interval: the TAT one request moves (the script computes it alike) */
+static int64_t
+gcra_interval(int limit, int64_t period_us)
+{
+	int64_t		interval = period_us / (limit < 1 ? 1 : limit);
+
+	return interval < 1 ? 1 : interval;
+}
+
 GcraResult
 gcra_step(int64_t *tat, int64_t now_us, int limit, int64_t period_us)
 {
@@ -61,9 +70,7 @@ gcra_step(int64_t *tat, int64_t now_us, int limit, int64_t period_us)
 
 	if (limit < 1)
 		limit = 1;
-	interval = period_us / limit;
-	if (interval < 1)
-		interval = 1;
+	interval = gcra_interval(limit, period_us);
 	burst = interval * limit;	/* <= period: limit requests at once */
 	next = t + interval;
 	if (next - burst > now_us)
@@ -565,27 +572,39 @@ lease_call_done(RedisCall *call, const redisReply *answer)
 	free(c);
 }
 
+/*
+ * script_call queues call (its done set) for keys with the script's four
+ * arguments; redis_pipeline_call's result.
+ */
+static int
+script_call(RedisCall *call, const char *const *keys, int nkeys, int limit,
+			int64_t period_us, int want, int64_t refund_us)
+{
+	char		args[4][24];
+
+	snprintf(args[0], sizeof(args[0]), "%d", limit);
+	snprintf(args[1], sizeof(args[1]), "%lld", (long long) period_us);
+	snprintf(args[2], sizeof(args[2]), "%d", want);
+	snprintf(args[3], sizeof(args[3]), "%lld", (long long) refund_us);
+	return redis_pipeline_call(call, &ratelimit_script, nkeys, keys, 4,
+							   (const char *const[]) {args[0], args[1], args[2], args[3]});
+}
+
 /* lease_call_send asks Redis, on the lease's behalf, for want tokens of key after giving back refund_us. */
 static void
 lease_call_send(const char *key, int limit, int64_t period_us, int want, int64_t refund_us)
 {
 	LeaseCall  *c = calloc(1, sizeof(LeaseCall));
 	const char *keys[1];
-	char		args[4][24];
 
 	if (c == NULL)
 		goto failed;
 	c->call.done = lease_call_done;
 	c->want = want;
-	c->interval_us = period_us / limit > 0 ? period_us / limit : 1;
+	c->interval_us = gcra_interval(limit, period_us);
 	snprintf(c->key, sizeof(c->key), "%s", key);
 	keys[0] = c->key;
-	snprintf(args[0], sizeof(args[0]), "%d", limit);
-	snprintf(args[1], sizeof(args[1]), "%lld", (long long) period_us);
-	snprintf(args[2], sizeof(args[2]), "%d", want);
-	snprintf(args[3], sizeof(args[3]), "%lld", (long long) refund_us);
-	if (redis_pipeline_call(&c->call, &ratelimit_script, 1, keys, 4,
-							(const char *const[]) {args[0], args[1], args[2], args[3]}) == 0)
+	if (script_call(&c->call, keys, 1, limit, period_us, want, refund_us) == 0)
 		return;
 	free(c);
 failed:
@@ -680,7 +699,6 @@ ratelimit_start(HttpRequest *req, const Config *cfg, const Route *route,
 				RateLimitWait **wait, int *rc)
 {
 	RateLimitWait *w;
-	char		args[4][24];
 	int64_t		refund_us = 0;
 	int			decided;
 
@@ -711,8 +729,7 @@ ratelimit_start(HttpRequest *req, const Config *cfg, const Route *route,
 		int			lease_max = route->rate_limit_requests / LEASE_LIMIT_SHARE;
 
 		w->want = 1;
-		w->interval_us = period_us / route->rate_limit_requests > 0 ?
-			period_us / route->rate_limit_requests : 1;
+		w->interval_us = gcra_interval(route->rate_limit_requests, period_us);
 		if (rl_leases != NULL && w->nkeys == 1 && lease_max > 1)
 		{
 			int64_t		now = now_us();
@@ -732,14 +749,10 @@ ratelimit_start(HttpRequest *req, const Config *cfg, const Route *route,
 				return decided == 0 ? RATELIMIT_PASS : RATELIMIT_ANSWERED;
 			}
 		}
-		snprintf(args[0], sizeof(args[0]), "%d", route->rate_limit_requests);
-		snprintf(args[1], sizeof(args[1]), "%lld", (long long) period_us);
-		snprintf(args[2], sizeof(args[2]), "%d", w->want);
-		snprintf(args[3], sizeof(args[3]), "%lld", (long long) refund_us);
 		/* suspended first: the answer may come before the submit returns */
 		http_suspend(req, cont, arg, release);
-		if (redis_pipeline_call(&w->call, &ratelimit_script, w->nkeys, w->keys, 4,
-								(const char *const[]) {args[0], args[1], args[2], args[3]}) != 0)
+		if (script_call(&w->call, w->keys, w->nkeys, route->rate_limit_requests, period_us,
+						w->want, refund_us) != 0)
 		{
 			if (w->want > 1)	/* nobody asks any more */
 				lease_grant(rl_leases, w->keys[0], now_us(), 0, &w->r, 0, false);
