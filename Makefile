@@ -32,6 +32,8 @@ OBJS = \
 	extension/refresh_worker.o \
 	extension/api_format.o \
 	extension/api_caller.o \
+	extension/api_cursor.o \
+	extension/api_query_cache.o \
 	extension/audit_partition.o
 DATA = $(wildcard extension/iam--*.sql)
 # -lcrypt: libxcrypt, for the bcrypt hashes of earlier systems
@@ -41,7 +43,7 @@ SHLIB_LINK = -largon2 -lcrypto -lcrypt
 # else is silenced.
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 
-REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade audit audit_chain audit_erase audit_upgrade api_upgrade reports reports_upgrade auth cache_versions api_format reports_incremental audit_partition partition_upgrade
+REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade audit audit_chain audit_erase audit_upgrade api_upgrade reports reports_upgrade auth cache_versions api_format api_cursor reports_incremental audit_partition partition_upgrade
 # cross-session behaviour: specs/*.spec against expected/*.out, in a database
 # of their own (isolation_regression_iam)
 ISOLATION = rbac_cache rbac_cycle audit_seal reports_refresh cache_version
