@@ -224,19 +224,29 @@ db_connect(DbPool *pool)
 }
 
 /*
- * db_idle_conn_alive tells whether an idle pooled connection is still open:
- * a server that went away leaves EOF (or a FATAL message) pending on the
- * socket, which PQconsumeInput turns into CONNECTION_BAD.  Costs one poll.
+ * db_idle_conn_alive tells whether an idle pooled connection is still open.
+ * A server that shut down or terminated the backend sent a FATAL message
+ * and closed the socket: POLLRDHUP says the peer closed.  PQconsumeInput
+ * alone is not enough: it reads the FATAL message, hands it to the notice
+ * processor and leaves the connection CONNECTION_OK until a later read
+ * meets the EOF, which was the first request's, answered 503 (every pooled
+ * connection failed one request after a PostgreSQL restart).  Costs one
+ * poll.
  */
 static bool
 db_idle_conn_alive(PGconn *conn)
 {
-	struct pollfd pfd = {.fd = PQsocket(conn),.events = POLLIN};
+	struct pollfd pfd = {.fd = PQsocket(conn),.events = POLLIN | POLLRDHUP};
 
 	if (PQstatus(conn) != CONNECTION_OK || pfd.fd < 0)
 		return false;
-	if (poll(&pfd, 1, 0) > 0 && !PQconsumeInput(conn))
-		return false;
+	if (poll(&pfd, 1, 0) > 0)
+	{
+		if (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+			return false;
+		if (!PQconsumeInput(conn))
+			return false;
+	}
 	return PQstatus(conn) == CONNECTION_OK;
 }
 

@@ -145,6 +145,19 @@ pg_start "$IAM_TEST_DIR"
 found=1
 for _ in $(seq 1 50); do api GET /users/me "$TA"; [ "$STATUS" = 200 ] && { found=0; break; }; sleep 0.2; done
 ok $found "PostgreSQL back: 200 again without a restart"
+# a restart while the pool holds open connections: each was told FATAL and
+# closed, and must be replaced, not used for a request that then fails
+curls=()
+for _ in 1 2 3 4 5 6; do
+	curl -s -o /dev/null -m 10 -H "Authorization: Bearer $TA" "http://$GATEWAY_LISTEN/api/v1/users?limit=1" &
+	curls+=($!)
+done
+wait "${curls[@]}"
+pg_stop "$IAM_TEST_DIR"
+pg_start "$IAM_TEST_DIR"
+statuses=""
+for _ in 1 2 3 4 5 6 7 8; do api GET '/users?limit=1' "$TA"; statuses="$statuses $STATUS"; done
+is "$statuses" " 200 200 200 200 200 200 200 200" "after a PostgreSQL restart, no request fails on a pooled connection that the server closed"
 sql "INSERT INTO iam.routes (method, path, handler, permission, read_only, summary)
      VALUES ('GET', '$P-v3', 'iam.api_permissions_list(jsonb,jsonb)', 'roles.read', true, 'e2e')" >/dev/null
 found=1
