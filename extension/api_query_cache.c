@@ -66,7 +66,6 @@ cached_plan(const char *sql, int nargs, Oid *argtypes, bool custom_plans)
 {
 	QueryPlan  *entry;
 	SPIPlanPtr	plan;
-	bool		found;
 
 	if (strlen(sql) >= API_QUERY_MAX_LEN)
 		return NULL;
@@ -91,7 +90,7 @@ cached_plan(const char *sql, int nargs, Oid *argtypes, bool custom_plans)
 		elog(ERROR, "iam.api_cached_query: cannot prepare: %s", SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "iam.api_cached_query: cannot keep the plan");
-	entry = hash_search(query_plans, sql, HASH_ENTER, &found);
+	entry = hash_search(query_plans, sql, HASH_ENTER, NULL);
 	entry->nargs = nargs;
 	entry->custom_plans = custom_plans;
 	entry->plan = plan;
