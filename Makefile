@@ -46,7 +46,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter
 REGRESS = schema context password rbac rbac_explain rbac_cache_local grants rbac_upgrade audit audit_chain audit_erase audit_upgrade api_upgrade reports reports_upgrade auth cache_versions api_format api_cursor reports_incremental audit_partition partition_upgrade
 # cross-session behaviour: specs/*.spec against expected/*.out, in a database
 # of their own (isolation_regression_iam)
-ISOLATION = rbac_cache rbac_cycle audit_seal reports_refresh cache_version
+ISOLATION = rbac_cache rbac_cycle audit_seal reports_refresh cache_version user_email_race
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

@@ -1,5 +1,5 @@
 -- api_cursor: the keyset cursors and the listings' query cache in C (iam
--- 0.6).  iam.api_cursor_encode gives, byte for byte, what its SQL version of
+-- 0.7).  iam.api_cursor_encode gives, byte for byte, what its SQL version of
 -- 0.4 gave (kept here as the reference), and iam.api_cursor_decode accepts
 -- and refuses what that version did, with IA400 and nothing else for every
 -- malformed cursor.  iam.api_cached_query answers its query's rows for the
@@ -173,3 +173,48 @@ SELECT r AS role, has_function_privilege(r, 'iam.api_cached_query(text, text[], 
 FROM unnest(ARRAY['iam_gateway', 'iam_service', 'iam_auditor', 'iam_admin']) r
 WHERE EXISTS (SELECT FROM pg_roles WHERE rolname = r)
 ORDER BY r;
+
+-- 0.6 -> 0.7: the C versions arrive with the update, a cursor handed out by
+-- 0.6 still pages on, and PATCH /users/{id} writes and audits as before
+\set regress_db :DBNAME
+CREATE DATABASE iam_api_cursor_regress;
+\c iam_api_cursor_regress
+SET client_min_messages = warning;
+CREATE EXTENSION iam VERSION '0.6' CASCADE;
+SELECT iam.create_organization('Cursor Upgrade', 'cursor-upgrade') AS org \gset
+SELECT iam.create_user(:'org', 'ada@cu.example', 'Ada', 'admin', NULL) AS ada \gset
+SELECT iam.create_user(:'org', 'bo@cu.example', 'Bo', 'member', NULL) AS bo \gset
+SELECT iam.create_user(:'org', 'cy@cu.example', 'Cy', 'member', NULL) AS cy \gset
+UPDATE iam.users SET created_at = '2026-01-01 00:00:00+00'::timestamptz
+	+ CASE name WHEN 'Ada' THEN interval '1 hour' WHEN 'Bo' THEN interval '2 hours' ELSE interval '3 hours' END
+WHERE org_id = :'org';
+SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.oid = 'iam.api_cursor_decode(text, text, boolean)'::regprocedure;
+BEGIN;
+SELECT set_config('iam.user_id', :'ada', true) IS NOT NULL AS ada, set_config('iam.org_id', :'org', true) IS NOT NULL AS org;
+SELECT body->'next_cursor' IS NOT NULL AS has_cursor, body->'data'->0->>'name' AS first
+FROM iam.api_users_list('{"limit": "1"}', NULL);
+SELECT body->>'next_cursor' AS cursor_06 FROM iam.api_users_list('{"limit": "1"}', NULL) \gset
+COMMIT;
+ALTER EXTENSION iam UPDATE TO '0.7';
+SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+WHERE p.oid = 'iam.api_cursor_decode(text, text, boolean)'::regprocedure;
+\c iam_api_cursor_regress
+SET client_min_messages = warning;
+SELECT set_config('iam.user_id', :'ada', false) IS NOT NULL AS ada, set_config('iam.org_id', :'org', false) IS NOT NULL AS org;
+SELECT status, (SELECT array_agg(d->>'name') FROM json_array_elements(body->'data') d) AS names
+FROM iam.api_users_list(jsonb_build_object('limit', '5', 'cursor', :'cursor_06'), NULL);
+-- an unchanged address takes the path without a subtransaction, a new one
+-- the path with one; a taken one is refused before either
+SELECT status, body->>'department' AS department FROM iam.api_users_update(jsonb_build_object('id', :'bo'), '{"department": "Ops"}');
+SELECT status, body->>'email' AS email FROM iam.api_users_update(jsonb_build_object('id', :'bo'), '{"email": "Bo.New@cu.example"}');
+SELECT iam.api_users_update(jsonb_build_object('id', :'cy'), '{"email": "BO.NEW@CU.EXAMPLE"}');
+SELECT status, body->>'role' AS role, body->>'is_active' AS is_active
+FROM iam.api_users_update(jsonb_build_object('id', :'cy'), '{"is_active": false}');
+SELECT iam.audit_seal() > 0 AS sealed;
+SELECT u.name, a.action, (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(a.changes) k) AS changed
+FROM iam.audit_logs a JOIN iam.users u ON u.id = a.entity_id
+WHERE a.org_id = :'org' AND a.action = 'user.updated' AND a.user_id = :'ada' ORDER BY a.seq;
+SELECT ok FROM iam.audit_verify(:'org');
+\c :regress_db
+DROP DATABASE iam_api_cursor_regress;

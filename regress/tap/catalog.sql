@@ -32,7 +32,7 @@ WHERE a.attnum > 0 AND NOT a.attisdropped
 						'last_activity', 'expires_at', 'org_id')
   AND col_description(c.oid, a.attnum) IS NULL;
 
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'iam'), '0.6', 'iam is installed at version 0.6');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'iam'), '0.7', 'iam is installed at version 0.7');
 
 SELECT * FROM finish();
 ROLLBACK;
