@@ -365,7 +365,7 @@ pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f %%", 100 * a / 
 	echo "Targets (issue 9): ≥ 10× the baseline's throughput at a lower p99 on every read, ≥ 3× on the write;"
 	echo "≥ 50 % of the HTTP ceiling on GET /users/me; page 1,000 as fast as page 1 for pg_iam."
 	echo "Errors count non-2xx answers and socket errors over all runs (none expected)."
-	echo "The machine is shared with other builds and tests while this runs: figures move by tens of percent between runs."
+	echo "wrk, both systems, Redis and PostgreSQL share the machine's cores (hence the load average): figures move by tens of percent between runs."
 	echo
 	others=
 	for f in bench/results/*.md; do
