@@ -262,7 +262,6 @@ DECLARE
 	patched		jsonb;
 	k			text;
 	role_id		uuid;
-	new_email	boolean;
 BEGIN
 	PERFORM iam.api_require(me, 'users.update');
 	u := iam.api_target_user(params, true);
@@ -296,12 +295,12 @@ BEGIN
 	IF u.id = me AND NOT (patched->>'is_active')::boolean THEN
 		PERFORM iam.api_error('IA409', 'you cannot deactivate yourself', 'Ask another administrator.');
 	END IF;
-	new_email := lower(patched->>'email') <> lower(u.email);
-	IF new_email AND EXISTS (SELECT FROM iam.users x WHERE lower(x.email) = lower(patched->>'email')) THEN
-		PERFORM iam.api_error('IA409', 'email: a user with this e-mail address already exists', 'Use another e-mail address.');
-	END IF;
-
-	IF new_email THEN
+	IF lower(patched->>'email') <> lower(u.email) THEN
+		IF EXISTS (SELECT FROM iam.users x WHERE lower(x.email) = lower(patched->>'email')) THEN
+			PERFORM iam.api_error('IA409', 'email: a user with this e-mail address already exists', 'Use another e-mail address.');
+		END IF;
+		-- another transaction may take the address between the check and
+		-- the write: its unique violation is the same IA409
 		BEGIN
 			u := iam.api_users_write(u, patched);
 		EXCEPTION WHEN unique_violation THEN

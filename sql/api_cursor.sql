@@ -204,8 +204,8 @@ SET client_min_messages = warning;
 SELECT set_config('iam.user_id', :'ada', false) IS NOT NULL AS ada, set_config('iam.org_id', :'org', false) IS NOT NULL AS org;
 SELECT status, (SELECT array_agg(d->>'name') FROM json_array_elements(body->'data') d) AS names
 FROM iam.api_users_list(jsonb_build_object('limit', '5', 'cursor', :'cursor_06'), NULL);
--- an unchanged address takes the path without a subtransaction, a new one
--- the path with one; a taken one is refused before either
+-- both write paths: an address left as it is, a new one; a taken one is
+-- refused (the concurrent case: specs/user_email_race.spec)
 SELECT status, body->>'department' AS department FROM iam.api_users_update(jsonb_build_object('id', :'bo'), '{"department": "Ops"}');
 SELECT status, body->>'email' AS email FROM iam.api_users_update(jsonb_build_object('id', :'bo'), '{"email": "Bo.New@cu.example"}');
 SELECT iam.api_users_update(jsonb_build_object('id', :'cy'), '{"email": "BO.NEW@CU.EXAMPLE"}');
